@@ -1,0 +1,1 @@
+"""Model code shared by training and serving: base-model provisioning, encoders, runtimes."""

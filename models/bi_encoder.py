@@ -1,0 +1,104 @@
+"""The SLM teacher as a bi-encoder: transformers encoder + mean pooling + L2 norm; similarity = cosine.
+
+A teacher folder is an ordinary transformers folder (weights and tokenizer) plus ``teacher.json``:
+``{"base": str, "query_prefix": str, "max_length": int, "threshold": float, "pooling": "mean"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from models.pooling import masked_mean
+
+TEACHER_CONFIG = "teacher.json"
+
+
+@dataclass
+class TeacherConfig:
+    base: str
+    query_prefix: str = ""
+    max_length: int = 128
+    threshold: float = 0.5
+    pooling: str = "mean"
+
+    def save(self, folder: Path) -> None:
+        (Path(folder) / TEACHER_CONFIG).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> TeacherConfig:
+        path = Path(folder) / TEACHER_CONFIG
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not a teacher folder (no {TEACHER_CONFIG})")
+        return cls(**json.loads(path.read_text()))
+
+
+class PooledEncoder(nn.Module):
+    """(input_ids, attention_mask) -> L2-normalized mean-pooled embeddings (B, D)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return nn.functional.normalize(masked_mean(hidden, attention_mask), dim=-1)
+
+
+def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:
+    """Indices of ``texts`` grouped into batches of similar length (longest first) to limit padding."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+class TorchBiEncoder:
+    """A tokenizer and a :class:`PooledEncoder` with the prefix and max length they are used with."""
+
+    def __init__(self, model_path: str, query_prefix: str = "", max_length: int = 128) -> None:
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model_path)
+        self.model = PooledEncoder(AutoModel.from_pretrained(model_path, dtype=torch.float32))
+        self.query_prefix = query_prefix
+        self.max_length = max_length
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Prefix, truncate to ``max_length`` and pad a batch of texts."""
+        prefixed = [self.query_prefix + text for text in texts]
+        return self.tokenizer(prefixed, padding=True, truncation=True, max_length=self.max_length,
+                              return_tensors="pt")
+
+    @torch.inference_mode()
+    def embed(self, texts: Sequence[str], batch_size: int = 64, bf16: bool = False) -> np.ndarray:
+        """L2-normalized embeddings (N, D) as float32, computed in length-sorted batches."""
+        self.model.eval()
+        out: np.ndarray | None = None
+        for batch in length_sorted_batches(texts, batch_size):
+            encoded = self.tokenize([texts[i] for i in batch])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                vectors = self.model(encoded["input_ids"], encoded["attention_mask"]).float().numpy()
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[batch] = vectors
+        assert out is not None, "embed() needs at least one text"
+        return out
+
+    def score_pairs(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 64,
+                    bf16: bool = False) -> np.ndarray:
+        """Cosine similarity of each (a, b), embedding every distinct text once."""
+        return pair_cosines(lambda texts: self.embed(texts, batch_size, bf16), texts_a, texts_b)
+
+
+def pair_cosines(embed, texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
+    """cos(e(a_i), e(b_i)) for normalized embeddings from ``embed``; distinct texts are embedded once."""
+    unique = list(dict.fromkeys([*texts_a, *texts_b]))
+    index = {text: i for i, text in enumerate(unique)}
+    vectors = embed(unique)
+    left = vectors[[index[t] for t in texts_a]]
+    right = vectors[[index[t] for t in texts_b]]
+    return np.einsum("nd,nd->n", left, right)

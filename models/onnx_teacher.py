@@ -1,0 +1,73 @@
+"""The teacher at inference: an ONNX graph (encoder + mean pooling + L2 norm) run by onnxruntime.
+
+An exported teacher folder holds ``teacher.onnx`` (inputs ``input_ids``, ``attention_mask``: int64
+(batch, length); output ``embeddings``: float32 (batch, dim), unit length), ``tokenizer.json`` and
+``teacher.json``. Tokenization uses the ``tokenizers`` library directly, so serving needs no torch here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from models.bi_encoder import TeacherConfig, length_sorted_batches, pair_cosines
+
+ONNX_FILE = "teacher.onnx"
+
+
+def make_session(model_file: Path, threads: int) -> ort.InferenceSession:
+    """A CPU session with an explicit thread count (onnxruntime otherwise sizes it from the host)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxTeacher:
+    """Embeds texts and scores pairs with an exported teacher; ``threshold`` is its calibrated decision."""
+
+    def __init__(self, folder: Path, threads: int = 1, model_file: str = ONNX_FILE) -> None:
+        folder = Path(folder)
+        self.config = TeacherConfig.load(folder)
+        self.threshold = self.config.threshold
+        self.session = make_session(folder / model_file, threads)
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=self.config.max_length)
+        pad_id = self.tokenizer.token_to_id(self.tokenizer.padding["pad_token"]) \
+            if self.tokenizer.padding else self._pad_id()
+        self.tokenizer.enable_padding(pad_id=pad_id)
+
+    def _pad_id(self) -> int:
+        for token in ("<pad>", "[PAD]"):
+            token_id = self.tokenizer.token_to_id(token)
+            if token_id is not None:
+                return token_id
+        return 0
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """int64 ``input_ids`` and ``attention_mask`` for prefixed, truncated, padded texts."""
+        encodings = self.tokenizer.encode_batch([self.config.query_prefix + text for text in texts])
+        return {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Unit-length embeddings (N, D), computed in length-sorted batches."""
+        out: np.ndarray | None = None
+        for batch in length_sorted_batches(texts, batch_size):
+            (vectors,) = self.session.run(None, self.tokenize([texts[i] for i in batch]))
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[batch] = vectors
+        assert out is not None, "embed() needs at least one text"
+        return out
+
+    def score_pairs(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Cosine similarity of each (a, b)."""
+        return pair_cosines(lambda texts: self.embed(texts, batch_size), texts_a, texts_b)

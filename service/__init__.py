@@ -1,0 +1,1 @@
+"""The HTTP matching service."""

@@ -1,0 +1,36 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from training.losses import cosent_loss
+from training.metrics import best_f1_threshold, classification_metrics
+
+
+def test_cosent_matches_hand_computation():
+    similarities = torch.tensor([0.9, 0.2, 0.5], dtype=torch.float64)
+    labels = torch.tensor([1, 0, 0])
+    # ordered pairs (pos, neg): (0,1) and (0,2): exp(20*(0.2-0.9)) + exp(20*(0.5-0.9))
+    expected = math.log(1 + math.exp(20 * -0.7) + math.exp(20 * -0.4))
+    assert cosent_loss(similarities, labels).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_cosent_is_zero_without_both_classes_and_grows_when_misordered():
+    assert cosent_loss(torch.tensor([0.1, 0.8]), torch.tensor([1, 1])).item() == 0.0
+    right = cosent_loss(torch.tensor([0.9, 0.1]), torch.tensor([1, 0]))
+    wrong = cosent_loss(torch.tensor([0.1, 0.9]), torch.tensor([1, 0]))
+    assert wrong.item() == pytest.approx(math.log(1 + math.exp(16)), rel=1e-5)
+    assert right < wrong
+
+
+def test_best_threshold_separates_and_metrics_follow():
+    scores = np.array([0.1, 0.3, 0.35, 0.8, 0.9])
+    labels = np.array([0, 0, 1, 1, 1])
+    threshold = best_f1_threshold(scores, labels)
+    assert threshold == pytest.approx(0.35)
+    metrics = classification_metrics(scores, labels, threshold)
+    assert metrics["f1"] == 1.0 and metrics["accuracy"] == 1.0 and metrics["auc"] == 1.0
+    shifted = classification_metrics(scores, labels, 0.85)
+    assert shifted["f1"] == pytest.approx(0.5)
+    assert shifted["accuracy"] == pytest.approx(0.6)

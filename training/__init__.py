@@ -1,0 +1,1 @@
+"""Data, teacher fine-tuning and export, losses, distillation and evaluation."""

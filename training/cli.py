@@ -1,0 +1,85 @@
+"""The ``flipkd`` command line: provisioning, teacher training and export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+
+def _provision(args: argparse.Namespace) -> None:
+    from models.provision import provision_all
+
+    for name, folder in provision_all(args.models or None).items():
+        print(f"{name}\t{folder}")
+
+
+def _train_teacher(args: argparse.Namespace) -> None:
+    from training.teacher_train import TeacherTrainConfig, train_teacher
+
+    config = TeacherTrainConfig(
+        data=args.data, base=args.base, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, max_length=args.max_length, train_limit=args.limit, seed=args.seed, bf16=not args.fp32,
+        freeze_embeddings=not args.train_embeddings)
+    metrics = train_teacher(config)
+    summary = {key: metrics[key] for key in ("fine_tuned", "zero_shot", "train_seconds")}
+    print(json.dumps(summary, indent=2))
+
+
+def _export_teacher(args: argparse.Namespace) -> None:
+    from training.onnx_export import check_export, export_onnx
+
+    data = args.data or Path(json.loads((args.teacher / "metrics.json").read_text())["data"])
+    export_onnx(args.teacher, args.out)
+    print(json.dumps(check_export(args.teacher, args.out, data, args.int8), indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flipkd", description=__doc__)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    provision = commands.add_parser("provision", help="bring the default base models into $FLIPKD_HOME")
+    provision.add_argument("models", nargs="*", help="default model names (all when omitted)")
+    provision.set_defaults(run=_provision)
+
+    teacher = commands.add_parser("train-teacher", help="fine-tune the SLM teacher bi-encoder (CoSENT)")
+    teacher.add_argument("--data", type=Path, required=True, help="dataset folder with train/dev/test.jsonl")
+    teacher.add_argument("--base", required=True, help="default model name, local folder or hub id")
+    teacher.add_argument("--out", type=Path, required=True)
+    teacher.add_argument("--epochs", type=float, default=1.0)
+    teacher.add_argument("--batch-size", type=int, default=32)
+    teacher.add_argument("--lr", type=float, default=3e-5)
+    teacher.add_argument("--max-length", type=int, default=64)
+    teacher.add_argument("--limit", type=int, default=None, help="use only the first N training pairs")
+    teacher.add_argument("--seed", type=int, default=13)
+    teacher.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
+    teacher.add_argument("--train-embeddings", action="store_true", help="also train the token embeddings")
+    teacher.set_defaults(run=_train_teacher)
+
+    export = commands.add_parser("export-teacher", help="export a teacher to ONNX and check it")
+    export.add_argument("--teacher", type=Path, required=True)
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--int8", action="store_true", help="also write and check an int8 graph")
+    export.add_argument("--data", type=Path, default=None,
+                        help="dataset folder for the checks (default: the one the teacher was trained on)")
+    export.set_defaults(run=_export_teacher)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        args.run(args)
+    except (FileNotFoundError, ValueError, RuntimeError, KeyError) as error:
+        print(f"flipkd {args.command}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Binary matching metrics from similarity scores: F1 of the positive class, accuracy, ROC-AUC.
+
+The decision is ``score >= threshold``. ``best_f1_threshold`` picks the threshold that maximizes F1 on a
+calibration split (dev); it must never be fitted on the split being reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_curve, roc_auc_score
+
+
+def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """argmax_t F1(labels, scores >= t) over the precision-recall curve's thresholds."""
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """F1 (positive class), accuracy, precision, recall at ``threshold`` and the threshold-free ROC-AUC."""
+    predicted = (scores >= threshold).astype(int)
+    positives = int(labels.sum())
+    return {
+        "f1": float(f1_score(labels, predicted, zero_division=0)),
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "auc": float(roc_auc_score(labels, scores)) if 0 < positives < len(labels) else float("nan"),
+        "threshold": float(threshold),
+    }

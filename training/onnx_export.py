@@ -1,0 +1,83 @@
+"""Export a fine-tuned teacher to ONNX (pooling and normalization inside the graph) and check it.
+
+Checks written to ``export.json``: fp32 cosine similarities within ``PARITY_TOLERANCE`` of torch on real
+dev pairs; with ``--int8`` (onnxruntime dynamic quantization of the weights), int8 F1 within
+``INT8_F1_TOLERANCE`` of fp32 F1 on dev, both at the teacher's calibrated threshold. A failed check
+raises and leaves the output folder without ``export.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+from models.bi_encoder import TEACHER_CONFIG, TeacherConfig, TorchBiEncoder
+from models.onnx_teacher import ONNX_FILE, OnnxTeacher
+from training.data import load_pairs, split_path
+from training.metrics import classification_metrics
+
+INT8_FILE = "teacher.int8.onnx"
+PARITY_TOLERANCE = 1e-4
+INT8_F1_TOLERANCE = 0.005
+PARITY_PAIRS = 256
+
+
+class ExportCheckFailed(RuntimeError):
+    """The exported graph disagrees with torch beyond tolerance."""
+
+
+def export_onnx(teacher_dir: Path, out_dir: Path) -> None:
+    """Write ``teacher.onnx`` (dynamic batch and length), tokenizer and ``teacher.json`` to ``out_dir``."""
+    config = TeacherConfig.load(teacher_dir)
+    encoder = TorchBiEncoder(str(teacher_dir), config.query_prefix, config.max_length)
+    encoder.model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sample = encoder.tokenize(["query example one", "a second, somewhat longer example text"])
+    dynamic = {0: "batch", 1: "length"}
+    torch.onnx.export(
+        encoder.model,
+        (sample["input_ids"], sample["attention_mask"]),
+        str(out_dir / ONNX_FILE),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["embeddings"],
+        dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "embeddings": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    encoder.tokenizer.save_pretrained(out_dir)
+    shutil.copy(Path(teacher_dir) / TEACHER_CONFIG, out_dir / TEACHER_CONFIG)
+
+
+def check_export(teacher_dir: Path, out_dir: Path, data_dir: Path, int8: bool, threads: int = 2) -> dict:
+    """Parity of fp32 ONNX with torch on dev pairs, and int8 vs fp32 F1 on all of dev."""
+    dev = load_pairs(split_path(data_dir, "dev"))
+    config = TeacherConfig.load(teacher_dir)
+    torch_encoder = TorchBiEncoder(str(teacher_dir), config.query_prefix, config.max_length)
+    fp32 = OnnxTeacher(out_dir, threads)
+    sample = dev[:PARITY_PAIRS]
+    texts_a, texts_b = [p.text_a for p in sample], [p.text_b for p in sample]
+    torch_scores = torch_encoder.score_pairs(texts_a, texts_b)
+    gap = float(np.max(np.abs(torch_scores - fp32.score_pairs(texts_a, texts_b))))
+    report: dict = {"parity_pairs": len(sample), "fp32_max_abs_cosine_gap": gap}
+    if gap > PARITY_TOLERANCE:
+        raise ExportCheckFailed(f"fp32 ONNX cosine differs from torch by {gap:.2e} > {PARITY_TOLERANCE}")
+    if int8:
+        quantize_dynamic(str(out_dir / ONNX_FILE), str(out_dir / INT8_FILE), weight_type=QuantType.QInt8,
+                         per_channel=True)
+        labels = np.array([p.label for p in dev])
+        all_a, all_b = [p.text_a for p in dev], [p.text_b for p in dev]
+        fp32_scores = fp32.score_pairs(all_a, all_b)
+        int8_scores = OnnxTeacher(out_dir, threads, INT8_FILE).score_pairs(all_a, all_b)
+        fp32_f1 = classification_metrics(fp32_scores, labels, config.threshold)["f1"]
+        int8_f1 = classification_metrics(int8_scores, labels, config.threshold)["f1"]
+        report |= {"dev_pairs": len(dev), "fp32_dev_f1": fp32_f1, "int8_dev_f1": int8_f1,
+                   "int8_max_abs_cosine_gap": float(np.max(np.abs(fp32_scores - int8_scores)))}
+        if abs(fp32_f1 - int8_f1) > INT8_F1_TOLERANCE:
+            raise ExportCheckFailed(f"int8 dev F1 {int8_f1:.4f} vs fp32 {fp32_f1:.4f}: more than 0.5 point")
+    (out_dir / "export.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report

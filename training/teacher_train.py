@@ -1,0 +1,148 @@
+"""Fine-tune the SLM teacher (bi-encoder, CoSENT) and calibrate its decision threshold on dev.
+
+Writes an ordinary transformers folder plus ``teacher.json`` (see :mod:`models.bi_encoder`) and
+``metrics.json``: dev/test F1, accuracy, ROC-AUC, threshold, for the fine-tuned encoder and for the same
+encoder before fine-tuning (threshold also calibrated on dev), training time and the command.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.bi_encoder import TeacherConfig, TorchBiEncoder
+from models.provision import query_prefix, resolve_model
+from training.data import Pair, file_sha256, load_pairs, split_path
+from training.losses import cosent_loss
+from training.metrics import best_f1_threshold, classification_metrics
+
+
+@dataclass
+class TeacherTrainConfig:
+    data: Path
+    base: str
+    out: Path
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 3e-5
+    warmup: float = 0.1
+    max_length: int = 64
+    train_limit: int | None = None
+    freeze_embeddings: bool = True
+    bf16: bool = True
+    seed: int = 13
+
+
+def evaluate_split(encoder: TorchBiEncoder, pairs: list[Pair], threshold: float | None = None
+                   ) -> tuple[dict[str, float], np.ndarray]:
+    """Metrics on ``pairs`` (threshold fitted here when None: dev only) and the raw scores."""
+    scores = encoder.score_pairs([p.text_a for p in pairs], [p.text_b for p in pairs])
+    labels = np.array([p.label for p in pairs])
+    chosen = best_f1_threshold(scores, labels) if threshold is None else threshold
+    return classification_metrics(scores, labels, chosen), scores
+
+
+def dev_and_test(encoder: TorchBiEncoder, dev: list[Pair], test: list[Pair]) -> dict[str, dict[str, float]]:
+    """Calibrate on dev, report dev and test at that threshold."""
+    dev_metrics, _ = evaluate_split(encoder, dev)
+    test_metrics, _ = evaluate_split(encoder, test, dev_metrics["threshold"])
+    return {"dev": dev_metrics, "test": test_metrics}
+
+
+def _lr_factor(step: int, total: int, warmup_steps: int) -> float:
+    """Linear warm-up to 1, then linear decay to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return max(0.0, (total - step) / max(1, total - warmup_steps))
+
+
+def train_teacher(config: TeacherTrainConfig) -> dict:
+    """Fine-tune, calibrate, save; returns the metrics written to ``metrics.json``."""
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    train_file = split_path(config.data, "train")
+    train = load_pairs(train_file, config.train_limit)
+    dev = load_pairs(split_path(config.data, "dev"))
+    test = load_pairs(split_path(config.data, "test"))
+    model_path = resolve_model(config.base)
+    prefix = query_prefix(config.base)
+    encoder = TorchBiEncoder(model_path, prefix, config.max_length)
+
+    print(f"zero-shot {config.base} on dev/test", file=sys.stderr)
+    zero_shot = dev_and_test(encoder, dev, test)
+
+    if config.freeze_embeddings:
+        encoder.model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    parameters = [p for p in encoder.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=0.01)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total = max(1, int(steps_per_epoch * config.epochs))
+    warmup_steps = max(1, int(total * config.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: _lr_factor(step, total, warmup_steps))
+
+    losses: list[float] = []
+    encoder.model.train()
+    started = time.perf_counter()
+    order: list[int] = []
+    with tqdm(range(total), desc="train-teacher", unit="step") as bar:
+        for _ in bar:
+            if not order:
+                order = list(range(len(train)))
+                random.shuffle(order)
+            batch = [train[i] for i in order[:config.batch_size]]
+            del order[:config.batch_size]
+            texts_a = encoder.tokenize([p.text_a for p in batch])
+            texts_b = encoder.tokenize([p.text_b for p in batch])
+            labels = torch.tensor([p.label for p in batch])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                left = encoder.model(texts_a["input_ids"], texts_a["attention_mask"])
+                right = encoder.model(texts_b["input_ids"], texts_b["attention_mask"])
+            similarities = (left.float() * right.float()).sum(dim=-1)
+            loss = cosent_loss(similarities, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+    train_seconds = time.perf_counter() - started
+
+    print("fine-tuned teacher on dev/test", file=sys.stderr)
+    fine_tuned = dev_and_test(encoder, dev, test)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder.model.encoder.save_pretrained(out)
+    encoder.tokenizer.save_pretrained(out)
+    TeacherConfig(base=config.base, query_prefix=prefix, max_length=config.max_length,
+                  threshold=fine_tuned["dev"]["threshold"]).save(out)
+    metrics = {
+        "base": config.base,
+        "data": str(config.data),
+        "train_sha256": file_sha256(train_file),
+        "train_pairs": len(train),
+        "steps": total,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        "train_seconds": round(train_seconds, 1),
+        "torch_threads": torch.get_num_threads(),
+        "fine_tuned": fine_tuned,
+        "zero_shot": zero_shot,
+        "loss_first_50": float(np.mean(losses[:50])),
+        "loss_last_50": float(np.mean(losses[-50:])),
+        "loss_history": [round(v, 5) for v in losses],
+        "command": " ".join(sys.argv),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
