@@ -63,7 +63,8 @@ class TorchBiEncoder:
 
     def __init__(self, model_path: str, query_prefix: str = "", max_length: int = 128) -> None:
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model_path)
-        self.model = PooledEncoder(AutoModel.from_pretrained(model_path, dtype=torch.float32))
+        encoder = AutoModel.from_pretrained(model_path, dtype=torch.float32, add_pooling_layer=False)
+        self.model = PooledEncoder(encoder)
         self.query_prefix = query_prefix
         self.max_length = max_length
 

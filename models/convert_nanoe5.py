@@ -20,9 +20,9 @@ per-character normalization map compiled into a SentencePiece ``Precompiled`` ch
 spaces collapsed to one; Metaspace (``▁``, prepended unless the text starts with a space). It is saved as
 a generic ``PreTrainedTokenizerFast`` so that transformers uses ``tokenizer.json`` as written
 (``XLMRobertaTokenizer`` would rebuild its own pipeline). Known differences from the file's C
-tokenizer: consecutive unknown characters fuse into one ``<unk>``, and a multi-character grapheme whose
+tokenizer: consecutive unknown characters fuse into one ``<unk>``; a multi-character grapheme whose
 first character has a normalization entry is replaced by that entry alone (the ``Precompiled`` rule
-that the original XLM-R tokenizer follows too).
+that the original XLM-R tokenizer follows too); an empty text gives no content token instead of ``▁``.
 """
 
 from __future__ import annotations

@@ -28,3 +28,23 @@ def e5_dir() -> Path:
 @pytest.fixture(scope="session")
 def smollm_dir() -> Path:
     return provision("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def trained_teacher(minilm_dir, tmp_path_factory) -> Path:
+    """A MiniLM teacher fine-tuned briefly on 64 Medical Question Pairs (real weights, ~1 minute)."""
+    from training.teacher_train import TeacherTrainConfig, train_teacher
+
+    out = tmp_path_factory.mktemp("teacher")
+    train_teacher(TeacherTrainConfig(data=DATA / "medical_question_pairs", base="all-MiniLM-L6-v2", out=out,
+                                     epochs=4, batch_size=32, lr=1e-4, train_limit=64, warmup=0.25))
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported_teacher(trained_teacher, tmp_path_factory) -> Path:
+    from training.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("teacher-onnx")
+    export_onnx(trained_teacher, out)
+    return out

