@@ -1,0 +1,144 @@
+"""The student: a decoder-only LM with PEFT LoRA whose A projections, pooled, are the text encoder.
+
+Only the transformer layers up to the deepest layer read are ever run (the rest, the final norm and
+``lm_head`` are never computed). The forward splits in two stages so training can freeze and cache the
+first one:
+    h0 = body(layers[0:low])(tokens)            frozen, no LoRA: cacheable per text
+    z  = encoder(layers[low:deep+1])(h0)        LoRA A outputs captured by hooks, pooled, concatenated
+where ``low``/``deep`` are the lowest/deepest layers the spec reads. Formulas: :mod:`models.encoder_spec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from models.bi_encoder import length_sorted_batches
+from models.encoder_spec import EncoderSpec
+from models.pooling import masked_mean
+
+ADAPTER_NAME = "default"
+
+
+def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """h at each row's last real token (right padding): hidden (B, T, D), mask (B, T) -> (B, D)."""
+    last = mask.long().sum(dim=1).clamp(min=1) - 1
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+class LoraEncoder(nn.Module):
+    """Embeds texts with the pooled LoRA-A outputs named by an :class:`EncoderSpec`."""
+
+    def __init__(self, base: str, spec: EncoderSpec, adapter: Path | None = None,
+                 dtype: torch.dtype = torch.bfloat16, device: str = "cpu", trainable: bool = False) -> None:
+        super().__init__()
+        self.spec = spec
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(base)
+        self.tokenizer.padding_side = "right"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        causal_lm = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        self.layers_read = spec.resolved_layers(causal_lm.config.num_hidden_layers)
+        if adapter is None:
+            config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
+                                target_modules=list(spec.modules), layers_to_transform=list(self.layers_read),
+                                bias="none")
+            self.peft = get_peft_model(causal_lm, config)
+        else:
+            self.peft = PeftModel.from_pretrained(causal_lm, str(adapter), is_trainable=trainable)
+        for name, parameter in self.peft.named_parameters():
+            parameter.requires_grad_(trainable and "lora_" in name)
+        self.body = self.peft.base_model.model.model
+        low, deep = self.layers_read[0], self.layers_read[-1]
+        all_layers = self.body.layers
+        self.body.layers = nn.ModuleList(all_layers[:deep + 1])
+        self._frozen_layers = nn.ModuleList(all_layers[:low])
+        self._encoder_layers = nn.ModuleList(all_layers[low:deep + 1])
+        self.body.norm = nn.Identity()
+        self.peft.base_model.model.lm_head = nn.Identity()
+        self.to(device)
+        self._captured: dict[tuple[int, str], torch.Tensor] = {}
+        self._read_keys = [(layer, module) for layer in self.layers_read for module in spec.modules]
+        self.dim = spec.rank * len(self._read_keys)
+        for layer, module in self._read_keys:
+            lora_a = self._find(layer, module).lora_A[ADAPTER_NAME]
+            lora_a.register_forward_hook(self._capture_hook((layer, module)))
+
+    def _find(self, layer: int, module: str) -> nn.Module:
+        matches = [m for name, m in self.body.layers[layer].named_modules() if name.split(".")[-1] == module]
+        if len(matches) != 1:
+            raise ValueError(f"layer {layer} has {len(matches)} modules named {module!r}")
+        return matches[0]
+
+    def _capture_hook(self, key: tuple[int, str]):
+        def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+            self._captured[key] = output
+
+        return hook
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.peft.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.peft.parameters()).dtype
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Template, truncate to ``spec.max_length`` and right-pad a batch of texts."""
+        encoded = self.tokenizer([self.spec.format(text) for text in texts], padding=True, truncation=True,
+                                 max_length=self.spec.max_length, return_tensors="pt")
+        return {"input_ids": encoded["input_ids"].to(self.device),
+                "attention_mask": encoded["attention_mask"].to(self.device)}
+
+    @contextmanager
+    def _running(self, layers: nn.ModuleList):
+        """Make the body run only ``layers`` (restored afterwards)."""
+        original = self.body.layers
+        self.body.layers = layers
+        try:
+            yield
+        finally:
+            self.body.layers = original
+
+    def frozen_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Hidden states entering the lowest read layer (B, T, D); no LoRA below it, so no gradient."""
+        with torch.no_grad(), self._running(self._frozen_layers):
+            embeds = self.body.embed_tokens(input_ids)
+            if len(self._frozen_layers) == 0:
+                return embeds
+            output = self.body(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False)
+            return output.last_hidden_state
+
+    def encode_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Representation (B, dim) in float32 from :meth:`frozen_hidden`'s output."""
+        self._captured.clear()
+        with self._running(self._encoder_layers):
+            self.body(inputs_embeds=hidden, attention_mask=attention_mask, use_cache=False)
+        pool = masked_mean if self.spec.pooling == "mean" else last_token
+        pooled = torch.cat([pool(self._captured[key].float(), attention_mask) for key in self._read_keys],
+                           dim=-1)
+        self._captured.clear()
+        return nn.functional.normalize(pooled, dim=-1) if self.spec.normalize else pooled
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encode_hidden(self.frozen_hidden(input_ids, attention_mask), attention_mask)
+
+    @torch.inference_mode()
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+        """Representations (N, dim) in float32 for ``texts``, in length-sorted batches."""
+        self.eval()
+        out = torch.empty(len(texts), self.dim)
+        for batch in length_sorted_batches(texts, batch_size):
+            out[batch] = self(**self.tokenize([texts[i] for i in batch])).cpu()
+        return out
+
+    def save_adapter(self, folder: Path) -> None:
+        """Plain PEFT adapter files (``adapter_config.json``, ``adapter_model.safetensors``)."""
+        self.peft.save_pretrained(str(folder))

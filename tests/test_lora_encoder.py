@@ -1,0 +1,82 @@
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from models.encoder_spec import EncoderSpec
+from models.lora_encoder import LoraEncoder
+from models.pooling import masked_mean
+
+TEXTS = ["How do I repay my credit card bill?", "What are the side effects of ibuprofen?", "hi"]
+SPEC = EncoderSpec(modules=("q_proj", "v_proj"), layers=(20, -1), rank=4, alpha=8, max_length=16)
+
+
+@pytest.fixture(scope="module")
+def student(smollm_dir):
+    """A SmolLM2 LoRA encoder with non-zero B so lower LoRA layers change the inputs of higher ones."""
+    encoder = LoraEncoder(str(smollm_dir), SPEC, dtype=torch.float32)
+    torch.manual_seed(0)
+    for name, parameter in encoder.peft.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_(0, 0.02)
+    return encoder
+
+
+def test_representation_equals_hand_computation_on_the_full_model(smollm_dir, student, tmp_path):
+    """z = normalize(concat_m mean_t(x_{m,t} A_m^T)) from module inputs of an ordinary full forward."""
+    student.save_adapter(tmp_path)
+    full = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smollm_dir, dtype=torch.float32),
+                                     str(tmp_path))
+    layers = full.base_model.model.model.layers
+    inputs: dict[tuple[int, str], torch.Tensor] = {}
+    handles = []
+    for layer in (20, 29):
+        for module in SPEC.modules:
+            target = getattr(layers[layer].self_attn, module)
+            handles.append(target.register_forward_pre_hook(
+                lambda _m, args, key=(layer, module): inputs.__setitem__(key, args[0])))
+    batch = student.tokenize(TEXTS)
+    with torch.inference_mode():
+        full(**batch)
+        ours = student(**batch)
+    for handle in handles:
+        handle.remove()
+    parts = []
+    for layer in (20, 29):
+        for module in SPEC.modules:
+            weight_a = getattr(layers[layer].self_attn, module).lora_A["default"].weight
+            parts.append(masked_mean(inputs[(layer, module)] @ weight_a.T, batch["attention_mask"]))
+    expected = torch.nn.functional.normalize(torch.cat(parts, dim=-1), dim=-1)
+    assert ours.shape == (3, student.dim) == (3, 16)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_early_exit_skips_upper_layers_and_lm_head(smollm_dir):
+    encoder = LoraEncoder(str(smollm_dir), EncoderSpec(layers=(10,), rank=4), dtype=torch.float32)
+    assert len(encoder.body.layers) == 11
+    assert isinstance(encoder.peft.base_model.model.lm_head, torch.nn.Identity)
+
+
+def test_saved_adapter_reloads_to_the_same_embeddings(smollm_dir, student, tmp_path):
+    student.save_adapter(tmp_path)
+    assert (tmp_path / "adapter_config.json").is_file() and (tmp_path / "adapter_model.safetensors").is_file()
+    reloaded = LoraEncoder(str(smollm_dir), SPEC, adapter=tmp_path, dtype=torch.float32)
+    torch.testing.assert_close(reloaded.embed(TEXTS), student.embed(TEXTS))
+
+
+def test_last_token_pooling_reads_the_last_real_token(smollm_dir):
+    spec = EncoderSpec(layers=(3,), rank=4, pooling="last")
+    encoder = LoraEncoder(str(smollm_dir), spec, dtype=torch.float32)
+    alone = encoder.embed(["hi"])
+    padded = encoder.embed(["hi", "a much longer text that forces padding of the short one"], batch_size=2)
+    torch.testing.assert_close(padded[:1], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="template"):
+        EncoderSpec(template="no placeholder")
+    with pytest.raises(ValueError, match="out of range"):
+        EncoderSpec(layers=(40,)).resolved_layers(30)
+    assert EncoderSpec(layers=(-1, 0, -1)).resolved_layers(30) == (0, 29)
+    spec = EncoderSpec(modules=("q_proj", "k_proj"), layers=(1, 2, 3), rank=8)
+    assert EncoderSpec.from_json(spec.to_json()) == spec
