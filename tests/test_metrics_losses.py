@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.losses import cosent_loss
+from training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
 from training.metrics import best_f1_threshold, classification_metrics
 
 
@@ -34,3 +34,32 @@ def test_best_threshold_separates_and_metrics_follow():
     shifted = classification_metrics(scores, labels, 0.85)
     assert shifted["f1"] == pytest.approx(0.5)
     assert shifted["accuracy"] == pytest.approx(0.6)
+
+
+def test_distillation_loss_is_mean_squared_gap():
+    student = torch.tensor([0.5, 0.9, 0.1])
+    teacher = torch.tensor([0.7, 0.9, 0.4])
+    expected = (0.2**2 + 0 + 0.3**2) / 3
+    assert distillation_loss(student, torch.tensor([1, 1, 0]), teacher).item() == pytest.approx(expected)
+
+
+def test_margin_contrastive_loss_by_hand():
+    student = torch.tensor([0.8, 0.7, 0.75, 0.2], dtype=torch.float64)
+    labels = torch.tensor([1, 1, 0, 0])
+    teacher = torch.tensor([0.9, 0.6, 0.5, 0.3], dtype=torch.float64)
+    # inter (m = 0.2): pos {0, 1} x neg {2, 3}: s_i - s_j = 0.05, 0.6, -0.05, 0.5 -> hinge 0.15, 0, 0.25, 0
+    inter = (0.15 + 0.25) / 4
+    # intra (g = 1): positives (0 over 1): t gap 0.3, s gap 0.1 -> 0.2; negatives (2 over 3): t gap 0.2,
+    # s gap 0.55 -> 0
+    intra = (0.2 + 0.0) / 2
+    loss = margin_contrastive_loss(student, labels, teacher, margin=0.2, gap_scale=1.0)
+    assert loss.item() == pytest.approx(inter + intra)
+
+
+def test_margin_contrastive_loss_is_zero_when_orders_and_margins_hold():
+    student = torch.tensor([0.95, 0.7, 0.4, 0.1])
+    teacher = torch.tensor([0.9, 0.8, 0.5, 0.3])
+    labels = torch.tensor([1, 1, 0, 0])
+    assert margin_contrastive_loss(student, labels, teacher, margin=0.2, gap_scale=1.0).item() == 0.0
+    single_class = margin_contrastive_loss(student[:2], labels[:2], teacher[:2], margin=0.2)
+    assert single_class.item() == 0.0

@@ -1,6 +1,8 @@
-"""Pair losses. Every loss takes (similarities (N,), labels or targets (N,)) and returns a scalar.
+"""Pair losses, one call signature: ``loss(s, y, t) -> scalar``.
 
-Conventions: ``s_i`` is a model's cosine similarity for pair i, ``y_i`` in {0, 1} its label.
+Conventions: ``s_i`` is the student's cosine similarity for pair i, ``y_i`` in {0, 1} its label and
+``t_i`` the teacher's similarity (ignored by losses that do not use a teacher). P = {i: y_i = 1},
+N = {i: y_i = 0}; a mean over an empty set is 0.
 """
 
 from __future__ import annotations
@@ -8,14 +10,47 @@ from __future__ import annotations
 import torch
 
 
-def cosent_loss(similarities: torch.Tensor, labels: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
-    """CoSENT (Su, 2022): L = log(1 + sum_{(i,j): y_i > y_j} exp(scale * (s_j - s_i))).
+def _mean_or_zero(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    count = mask.sum()
+    return (values * mask).sum() / count.clamp(min=1)
+
+
+def cosent_loss(similarities: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor | None = None,
+                scale: float = 20.0) -> torch.Tensor:
+    """CoSENT (Su, 2022), labels only: L = log(1 + sum_{(i,j): y_i > y_j} exp(scale * (s_j - s_i))).
 
     Every pair ranked above another by its label must have the larger cosine. With no ordered pairs
-    in the batch (one class only) the loss is log(1) = 0.
+    in the batch (one class only) the loss is log(1) = 0. The teacher is not used.
     """
     differences = scale * (similarities[None, :] - similarities[:, None])
     ordered = labels[:, None] > labels[None, :]
     masked = differences.masked_fill(~ordered, float("-inf")).flatten()
     zero = torch.zeros(1, dtype=masked.dtype, device=masked.device)
     return torch.logsumexp(torch.cat([zero, masked]), dim=0)
+
+
+def distillation_loss(similarities: torch.Tensor, labels: torch.Tensor,
+                      teacher: torch.Tensor) -> torch.Tensor:
+    """L_dist = mean_i (s_i - t_i)^2: the student reproduces the teacher's similarity of each pair."""
+    return torch.mean((similarities - teacher) ** 2)
+
+
+def margin_contrastive_loss(similarities: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor,
+                            margin: float = 0.2, gap_scale: float = 1.0) -> torch.Tensor:
+    """MCL (our reading of the paper's two margin zones) = L_inter + L_intra.
+
+    L_inter = mean_{i in P, j in N} max(0, m - (s_i - s_j))
+        every positive above every negative by at least the margin m;
+    L_intra = mean_{(i, j) same class, t_i > t_j} max(0, g * (t_i - t_j) - (s_i - s_j))
+        within each class the student orders pairs as the teacher does, by a margin that grows with the
+        teacher's gap (g = ``gap_scale``).
+    """
+    positive = labels.bool()
+    difference = similarities[:, None] - similarities[None, :]
+    inter_mask = (positive[:, None] & ~positive[None, :]).to(similarities.dtype)
+    inter = _mean_or_zero(torch.relu(margin - difference), inter_mask)
+    teacher_gap = teacher[:, None] - teacher[None, :]
+    same_class = positive[:, None] == positive[None, :]
+    intra_mask = (same_class & (teacher_gap > 0)).to(similarities.dtype)
+    intra = _mean_or_zero(torch.relu(gap_scale * teacher_gap - difference), intra_mask)
+    return inter + intra
