@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -37,6 +38,25 @@ def _export_teacher(args: argparse.Namespace) -> None:
     print(json.dumps(check_export(args.teacher, args.out, data, args.int8), indent=2))
 
 
+def _distill(args: argparse.Namespace) -> None:
+    from training.bundle_build import build_bundle
+    from training.distill_config import load_config
+
+    config = load_config(args.config, args.set)
+    manifest = build_bundle(config, args.out, torch.float32 if args.fp32 else torch.bfloat16)
+    if manifest is not None:
+        print(json.dumps({"bundle": str(args.out), "threshold": manifest["threshold"],
+                          "dev": manifest["metrics"]["dev"], "training": manifest["training"]}, indent=2))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from training.evaluate import evaluate_bundle
+
+    with contextlib.redirect_stdout(sys.stderr):
+        result = evaluate_bundle(args.bundle, args.data, args.teacher)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flipkd", description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
@@ -67,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data", type=Path, default=None,
                         help="dataset folder for the checks (default: the one the teacher was trained on)")
     export.set_defaults(run=_export_teacher)
+    distill = commands.add_parser("distill", help="train a FlipKD student and write its bundle")
+    distill.add_argument("--config", type=Path, required=True, help="YAML run configuration")
+    distill.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    distill.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                         help="override a configuration value (repeatable)")
+    distill.add_argument("--fp32", action="store_true", help="keep the base model in fp32 instead of bf16")
+    distill.set_defaults(run=_distill)
+
+    evaluate = commands.add_parser("evaluate", help="student and teacher metrics of a bundle on a pair file")
+    evaluate.add_argument("--bundle", type=Path, required=True)
+    evaluate.add_argument("--data", type=Path, required=True, help="JSONL pair file")
+    evaluate.add_argument("--teacher", type=Path, default=None,
+                          help="exported teacher folder to compare with")
+    evaluate.add_argument("--json", action="store_true", help="one compact JSON object on stdout")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 

@@ -1,0 +1,80 @@
+"""The FlipKD bundle: a plain PEFT adapter plus ``flipkd.json``, with a sha256 for every file.
+
+``flipkd.json`` holds: ``base_model`` (name or path, and weight sha256 when known), ``encoder`` (the
+:class:`EncoderSpec`), ``threshold`` (decision on the student's cosine, calibrated on dev), ``teacher``
+(identity: folder name, graph sha256, threshold), ``data`` (file and sha256), ``seed``, ``command``,
+``metrics`` and ``files`` (relative path -> sha256 of every other file in the bundle).
+``PeftModel.from_pretrained(base, bundle_dir)`` loads the adapter as is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.encoder_spec import EncoderSpec
+from models.hashing import sha256_file, verify_sha256
+
+MANIFEST = "flipkd.json"
+
+
+class BundleError(ValueError):
+    """A bundle folder is incomplete or altered."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    folder: Path
+    manifest: dict
+
+    @property
+    def encoder(self) -> EncoderSpec:
+        return EncoderSpec.from_json(self.manifest["encoder"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.manifest["threshold"])
+
+    @property
+    def base_model(self) -> str:
+        return self.manifest["base_model"]["name"]
+
+    @property
+    def teacher_dir(self) -> Path | None:
+        """The bundled ONNX teacher folder, when the bundle carries one."""
+        folder = self.folder / "teacher"
+        return folder if (folder / "teacher.json").is_file() else None
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """Write ``flipkd.json`` with the sha256 of every other file under ``folder``."""
+    files = {str(path.relative_to(folder)): sha256_file(path)
+             for path in sorted(folder.rglob("*")) if path.is_file() and path.name != MANIFEST}
+    text = json.dumps({**manifest, "files": files}, indent=2, ensure_ascii=False)
+    (folder / MANIFEST).write_text(text + "\n")
+
+
+def load_bundle(folder: Path, verify: bool = True) -> Bundle:
+    """Read the manifest and (by default) check every listed file's sha256; BundleError names the file."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{folder}: not a FlipKD bundle (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise BundleError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+    for key in ("base_model", "encoder", "threshold", "files"):
+        if key not in manifest:
+            raise BundleError(f"{path}: missing {key!r}")
+    if verify:
+        for relative, digest in manifest["files"].items():
+            file = folder / relative
+            if not file.is_file():
+                raise BundleError(f"{file}: listed in {MANIFEST} but missing")
+            try:
+                verify_sha256(file, digest)
+            except RuntimeError as error:
+                raise BundleError(str(error)) from None
+    return Bundle(folder, manifest)

@@ -1,0 +1,82 @@
+"""``flipkd distill``: train the student, calibrate its threshold on dev, write the bundle.
+
+The bundle (see :mod:`models.bundle`) gets the plain PEFT adapter, ``loss_curve.png`` and
+``flipkd.json`` with the base model's identity, encoder spec, threshold, teacher identity, data hash,
+seed, command, filter report and training figures (steps, wall time, tokens/s, peak resident memory).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from models.bundle import write_manifest
+from models.hashing import sha256_file
+from models.onnx_teacher import ONNX_FILE
+from models.provision import PROVENANCE, resolve_model
+from training.data import file_sha256, load_pairs, split_path
+from training.distill import train_student
+from training.distill_config import DistillConfig
+from training.metrics import best_f1_threshold, classification_metrics
+from training.plots import plot_loss_curve
+from training.student_scores import student_scores
+
+
+def base_identity(base: str) -> dict:
+    """Name plus the pinned weight hash for a provisioned default model."""
+    folder = Path(resolve_model(base))
+    identity = {"name": base}
+    if (folder / PROVENANCE).is_file():
+        provenance = json.loads((folder / PROVENANCE).read_text())
+        identity |= {"upstream": provenance["upstream"], "weight_sha256": provenance["weight_sha256"]}
+    return identity
+
+
+def teacher_identity(teacher: Path) -> dict:
+    """Folder name, graph hash, threshold and (when known) what the teacher was trained on."""
+    config = json.loads((teacher / "teacher.json").read_text())
+    return {"folder": teacher.name, "onnx_sha256": sha256_file(teacher / ONNX_FILE), **config}
+
+
+def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bfloat16) -> dict | None:
+    """Train and write the bundle; returns the manifest on rank 0 (None on other ranks)."""
+    out = Path(out)
+    result = train_student(config, out, dtype)
+    if dist.is_initialized() and dist.get_rank() != 0:
+        return None
+    dev = load_pairs(split_path(config.data, "dev"))
+    dev_scores = student_scores(result.student, dev)
+    dev_labels = np.array([p.label for p in dev])
+    threshold = best_f1_threshold(dev_scores, dev_labels)
+    result.student.save_adapter(out)
+    plot_loss_curve(result.losses, out / "loss_curve.png", f"{config.loss.kind} on {config.data.name}")
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    report = result.data.filter_report
+    manifest = {
+        "format": 1,
+        "base_model": base_identity(config.base),
+        "encoder": config.encoder.to_json(),
+        "threshold": threshold,
+        "teacher": teacher_identity(config.teacher) if config.teacher else None,
+        "data": {"folder": str(config.data), "train_sha256": file_sha256(split_path(config.data, "train"))},
+        "seed": config.train.seed,
+        "command": " ".join(sys.argv),
+        "config": config.to_json(),
+        "filter": report.to_json() if report else None,
+        "metrics": {"dev": classification_metrics(dev_scores, dev_labels, threshold)},
+        "training": {
+            "pairs": len(result.data.pairs), "steps": result.steps, "world_size": result.world_size,
+            "train_seconds": round(result.train_seconds, 1),
+            "tokens_per_second": round(result.tokens / max(result.train_seconds, 1e-9), 1),
+            "peak_rss_gib": round(result.peak_rss_gib, 2), "final_loss": float(np.mean(result.losses[-20:])),
+            "device": str(result.student.device), "dtype": str(dtype).removeprefix("torch."),
+        },
+    }
+    write_manifest(out, manifest)
+    return manifest

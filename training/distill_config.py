@@ -1,0 +1,113 @@
+"""Distillation run configuration: a YAML file plus ``section.key=value`` overrides.
+
+Sections: ``data`` (dataset folder), ``base`` (student base model), ``teacher`` (exported ONNX teacher
+folder), ``encoder`` (:class:`EncoderSpec` fields), ``loss``, ``filter`` and ``train``. Unknown keys are
+errors naming the file, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from models.encoder_spec import EncoderSpec
+
+LossKind = Literal["flipkd", "contrastive"]
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """flipkd: w_dist * L_dist + w_mcl * MCL; contrastive: CoSENT on labels only (no teacher)."""
+
+    kind: LossKind = "flipkd"
+    dist_weight: float = 1.0
+    mcl_weight: float = 1.0
+    margin: float = 0.2
+    gap_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    enabled: bool = True
+    quantile: float = 0.05
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 1.0
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 2e-4
+    warmup: float = 0.05
+    train_limit: int | None = None
+    seed: int = 13
+    checkpoint_every: int = 100
+    cache_hidden: bool = True
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    data: Path
+    base: str
+    teacher: Path | None = None
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    loss: LossConfig = field(default_factory=LossConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_json(self) -> dict:
+        teacher = str(self.teacher) if self.teacher else None
+        return {"data": str(self.data), "base": self.base, "teacher": teacher,
+                "encoder": self.encoder.to_json(), "loss": vars(self.loss), "filter": vars(self.filter),
+                "train": vars(self.train)}
+
+
+_SECTIONS = {"encoder": EncoderSpec, "loss": LossConfig, "filter": FilterConfig, "train": TrainConfig}
+
+
+def _section(kind: type, values: dict, where: str):
+    known = {f.name for f in fields(kind)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+    if kind is EncoderSpec:
+        return EncoderSpec.from_json(values)
+    return kind(**values)
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """``a.b=value`` -> (["a", "b"], value parsed as YAML)."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} is not of the form section.key=value")
+    key, value = text.split("=", 1)
+    return key.split("."), yaml.safe_load(value)
+
+
+def load_config(path: Path, overrides: list[str] = ()) -> DistillConfig:
+    """Read the YAML at ``path``, apply overrides, and validate every section."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    for override in overrides:
+        keys, value = parse_override(override)
+        target = raw
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        target[keys[-1]] = value
+    top = {"data", "base", "teacher", *_SECTIONS}
+    unknown = set(raw) - top
+    if unknown:
+        raise ValueError(f"{path}: unknown sections {sorted(unknown)} (known: {sorted(top)})")
+    for required in ("data", "base"):
+        if required not in raw:
+            raise ValueError(f"{path}: missing {required!r}")
+    sections = {name: _section(kind, raw.get(name) or {}, f"{path}: {name}")
+                for name, kind in _SECTIONS.items()}
+    config = DistillConfig(data=Path(raw["data"]), base=str(raw["base"]),
+                           teacher=Path(raw["teacher"]) if raw.get("teacher") else None, **sections)
+    if config.loss.kind == "flipkd" and config.teacher is None:
+        raise ValueError(f"{path}: loss.kind 'flipkd' needs a teacher")
+    return config

@@ -1,0 +1,15 @@
+"""Student similarities for pairs: cosine of the LoRA-encoder representations."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.bi_encoder import pair_cosines
+from models.lora_encoder import LoraEncoder
+from training.data import Pair
+
+
+def student_scores(student: LoraEncoder, pairs: list[Pair], batch_size: int = 32) -> np.ndarray:
+    """cos(z_a, z_b) for each pair, embedding each distinct text once."""
+    return pair_cosines(lambda texts: student.embed(texts, batch_size).numpy(),
+                        [p.text_a for p in pairs], [p.text_b for p in pairs])
