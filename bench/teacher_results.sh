@@ -11,8 +11,9 @@ run() {  # name data base epochs max_length lr
       --epochs "$epochs" --max-length "$max_length" --lr "$lr" 2>&1 | tee "runs/logs/teacher-$name.log"
   fi
   if [ ! -f "runs/teacher-$name-onnx/export.json" ]; then
+    # exits non-zero when int8 misses its tolerance; export.json records it and the run goes on
     $BIN/flipkd export-teacher --teacher "runs/teacher-$name" --out "runs/teacher-$name-onnx" --int8 \
-      2>&1 | tee "runs/logs/export-$name.log"
+      2>&1 | tee "runs/logs/export-$name.log" || true
   fi
 }
 run mqp-minilm medical_question_pairs all-MiniLM-L6-v2 3 64 5e-5

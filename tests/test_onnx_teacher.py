@@ -36,6 +36,7 @@ def test_export_check_passes_and_writes_int8(trained_teacher, exported_teacher):
     assert report["pairs"] == 2374
     assert report["fp32_max_abs_cosine_gap"] < PARITY_TOLERANCE
     assert abs(report["int8_f1"] - report["fp32_f1"]) <= 0.005
+    assert report["int8_within_tolerance"] is True
     assert (exported_teacher / INT8_FILE).is_file()
 
 

@@ -31,11 +31,15 @@ def _train_teacher(args: argparse.Namespace) -> None:
 
 
 def _export_teacher(args: argparse.Namespace) -> None:
-    from training.onnx_export import check_export, export_onnx
+    from training.onnx_export import ExportCheckFailed, check_export, export_onnx
 
     data = args.data or Path(json.loads((args.teacher / "metrics.json").read_text())["data"])
     export_onnx(args.teacher, args.out)
-    print(json.dumps(check_export(args.teacher, args.out, data, args.int8), indent=2))
+    report = check_export(args.teacher, args.out, data, args.int8)
+    print(json.dumps(report, indent=2))
+    if not report.get("int8_within_tolerance", True):
+        raise ExportCheckFailed(f"int8 {report['split']} F1 {report['int8_f1']:.4f} is more than 0.5 point "
+                                f"from fp32 {report['fp32_f1']:.4f}; only the fp32 graph was kept")
 
 
 def _distill(args: argparse.Namespace) -> None:

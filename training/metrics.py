@@ -11,10 +11,13 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_curve, ro
 
 
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """argmax_t F1(labels, scores >= t) over the precision-recall curve's thresholds."""
+    """argmax_t F1(labels, scores >= t), placed halfway between the best score cut and the next lower
+    score, so that a tiny numerical difference (ONNX vs torch, bf16 vs fp32) does not flip a pair."""
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
-    return float(thresholds[int(np.argmax(f1[:-1]))])
+    best = float(thresholds[int(np.argmax(f1[:-1]))])
+    below = scores[scores < best]
+    return (best + float(below.max())) / 2 if below.size else best
 
 
 def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:

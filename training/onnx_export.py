@@ -2,8 +2,9 @@
 
 Checks written to ``export.json``: fp32 cosine similarities within ``PARITY_TOLERANCE`` of torch on real
 dev pairs; with ``--int8`` (onnxruntime dynamic quantization of the weights), int8 F1 within
-``INT8_F1_TOLERANCE`` of fp32 F1 on dev, both at the teacher's calibrated threshold. A failed check
-raises and leaves the output folder without ``export.json``.
+``INT8_F1_TOLERANCE`` of fp32 F1 on dev, both at the teacher's calibrated threshold. A failed fp32
+check raises and leaves the output folder without ``export.json``; the int8 outcome is recorded in
+``export.json`` (``int8_within_tolerance``) and the int8 graph is only written when it passes.
 """
 
 from __future__ import annotations
@@ -68,18 +69,25 @@ def check_export(teacher_dir: Path, out_dir: Path, data_dir: Path, int8: bool, t
     if gap > PARITY_TOLERANCE:
         raise ExportCheckFailed(f"fp32 ONNX cosine differs from torch by {gap:.2e} > {PARITY_TOLERANCE}")
     if int8:
-        quantize_dynamic(str(out_dir / ONNX_FILE), str(out_dir / INT8_FILE), weight_type=QuantType.QInt8,
+        candidate = out_dir / f"{INT8_FILE}.candidate"
+        quantize_dynamic(str(out_dir / ONNX_FILE), str(candidate), weight_type=QuantType.QInt8,
                          per_channel=True)
         labels = np.array([p.label for p in dev])
         all_a, all_b = [p.text_a for p in dev], [p.text_b for p in dev]
         fp32_scores = fp32.score_pairs(all_a, all_b)
-        int8_scores = OnnxTeacher(out_dir, threads, INT8_FILE).score_pairs(all_a, all_b)
+        int8_scores = OnnxTeacher(out_dir, threads, candidate.name).score_pairs(all_a, all_b)
         fp32_f1 = classification_metrics(fp32_scores, labels, config.threshold)["f1"]
         int8_f1 = classification_metrics(int8_scores, labels, config.threshold)["f1"]
+        gaps = np.abs(fp32_scores - int8_scores)
+        within = abs(fp32_f1 - int8_f1) <= INT8_F1_TOLERANCE
         report |= {"split": split, "pairs": len(dev), "fp32_f1": fp32_f1, "int8_f1": int8_f1,
-                   "int8_max_abs_cosine_gap": float(np.max(np.abs(fp32_scores - int8_scores)))}
-        if abs(fp32_f1 - int8_f1) > INT8_F1_TOLERANCE:
-            raise ExportCheckFailed(
-                f"int8 {split} F1 {int8_f1:.4f} vs fp32 {fp32_f1:.4f}: more than 0.5 point apart")
+                   "int8_max_abs_cosine_gap": float(gaps.max()),
+                   "int8_mean_abs_cosine_gap": float(gaps.mean()),
+                   "int8_within_tolerance": within}
+        if within:
+            candidate.replace(out_dir / INT8_FILE)
+        else:
+            candidate.unlink()
+            (out_dir / INT8_FILE).unlink(missing_ok=True)
     (out_dir / "export.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -1,0 +1,108 @@
+"""Distillation on real small weights: SmolLM2-135M student, the session's fine-tuned MiniLM teacher."""
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from models.bundle import BundleError, load_bundle
+from training.bundle_build import build_bundle
+from training.distill import stratified_batches, train_student
+from training.distill_config import load_config
+
+from .conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def smoke_config(exported_teacher, tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "smoke.yaml"
+    text = (REPO / "configs" / "smoke.yaml").read_text()
+    text = text.replace("runs/teacher-mqp-minilm-onnx", str(exported_teacher))
+    text = text.replace("data/medical_question_pairs", str(REPO / "data" / "medical_question_pairs"))
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(smoke_config, smollm_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle")
+    config = load_config(smoke_config, ["train.train_limit=96", "train.checkpoint_every=2"])
+    build_bundle(config, out, torch.float32)
+    return out
+
+
+def test_batches_hold_both_classes():
+    labels = np.array([1] * 20 + [0] * 80)
+    batches = stratified_batches(labels, 10, random.Random(0))
+    assert sorted(i for batch in batches for i in batch) == list(range(100))
+    assert all(0 < labels[batch].sum() < len(batch) for batch in batches)
+
+
+def test_bundle_is_plain_peft_with_manifest_and_checksums(bundle_dir, smollm_dir):
+    bundle = load_bundle(bundle_dir)
+    manifest = bundle.manifest
+    assert set(manifest["files"]) >= {"adapter_config.json", "adapter_model.safetensors", "loss_curve.png"}
+    assert manifest["base_model"]["weight_sha256"]
+    assert manifest["teacher"]["onnx_sha256"]
+    assert manifest["filter"]["positives_kept"] + manifest["filter"]["negatives_kept"] == \
+        manifest["training"]["pairs"]
+    assert 0.0 < manifest["metrics"]["dev"]["auc"] <= 1.0
+    assert not (bundle_dir / "checkpoint").exists()
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smollm_dir), str(bundle_dir))
+    assert any("lora_A" in name for name, _ in model.named_parameters())
+
+
+def test_altered_bundle_file_is_refused(bundle_dir, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, copy)
+    with open(copy / "adapter_model.safetensors", "r+b") as handle:
+        handle.seek(-4, 2)
+        handle.write(b"\x00\x01\x02\x03")
+    with pytest.raises(BundleError, match="adapter_model.safetensors"):
+        load_bundle(copy)
+
+
+def test_evaluate_prints_one_json_object(bundle_dir, exported_teacher):
+    data = REPO / "data" / "medical_question_pairs" / "test.jsonl"
+    command = [sys.executable, "-m", "training.cli", "--threads", "2", "evaluate", "--bundle",
+               str(bundle_dir), "--data", str(data), "--teacher", str(exported_teacher), "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 196 and report["positives"] == 98
+    for model in ("student", "teacher"):
+        assert set(report[model]) == {"f1", "accuracy", "auc", "threshold"}
+    assert report["student"]["threshold"] == load_bundle(bundle_dir).threshold
+
+
+def test_evaluate_names_the_bad_line(bundle_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text_a": "a", "text_b": "b", "label": 1}\n{"text_a": "a", "text_b": "b", "label": 7}\n')
+    result = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--bundle", str(bundle_dir),
+                             "--data", str(bad), "--json"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert f"{bad}:2:" in result.stderr and result.stdout == ""
+
+
+def test_resume_continues_from_the_checkpoint(smoke_config, smollm_dir, tmp_path):
+    """A run leaves a checkpoint at step 2 of 4; a second run in the same folder resumes there and ends
+    with the same weights and loss history as the uninterrupted run."""
+    overrides = ["train.train_limit=64", "train.batch_size=16", "train.checkpoint_every=2"]
+    config = load_config(smoke_config, overrides)
+    first = train_student(config, tmp_path, torch.float32)
+    assert first.steps == 4 and (tmp_path / "checkpoint" / "state.json").is_file()
+    assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 2
+    resumed = train_student(config, tmp_path, torch.float32)
+    assert resumed.losses[:2] == first.losses[:2]
+    np.testing.assert_allclose(resumed.losses, first.losses, rtol=1e-4)
+    weights = dict(first.student.named_parameters())
+    for name, parameter in resumed.student.named_parameters():
+        if parameter.requires_grad:
+            torch.testing.assert_close(parameter, weights[name], rtol=1e-4, atol=1e-6)
