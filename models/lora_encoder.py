@@ -10,6 +10,7 @@ where ``low``/``deep`` are the lowest/deepest layers the spec reads. Formulas: :
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,6 +140,14 @@ class LoraEncoder(nn.Module):
             out[batch] = self(**self.tokenize([texts[i] for i in batch])).cpu()
         return out
 
-    def save_adapter(self, folder: Path) -> None:
-        """Plain PEFT adapter files (``adapter_config.json``, ``adapter_model.safetensors``)."""
+    def save_adapter(self, folder: Path, base_name: str | None = None) -> None:
+        """Plain PEFT adapter files (``adapter_config.json``, ``adapter_model.safetensors``), recording
+        ``base_name`` (a portable model name) instead of this machine's base folder when given."""
+        folder = Path(folder)
         self.peft.save_pretrained(str(folder))
+        (folder / "README.md").unlink(missing_ok=True)
+        if base_name is not None:
+            config_file = folder / "adapter_config.json"
+            config = json.loads(config_file.read_text())
+            config["base_model_name_or_path"] = base_name
+            config_file.write_text(json.dumps(config, indent=2) + "\n")

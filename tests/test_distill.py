@@ -48,7 +48,7 @@ def test_batches_hold_both_classes():
 def test_bundle_is_plain_peft_with_manifest_and_checksums(bundle_dir, smollm_dir):
     bundle = load_bundle(bundle_dir)
     manifest = bundle.manifest
-    assert set(manifest["files"]) >= {"adapter_config.json", "adapter_model.safetensors", "loss_curve.png"}
+    assert set(manifest["files"]) == {"adapter_config.json", "adapter_model.safetensors", "loss_curve.png"}
     assert manifest["base_model"]["weight_sha256"]
     assert manifest["teacher"]["onnx_sha256"]
     assert manifest["filter"]["positives_kept"] + manifest["filter"]["negatives_kept"] == \

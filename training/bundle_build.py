@@ -54,7 +54,7 @@ def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bf
     dev_scores = student_scores(result.student, dev)
     dev_labels = np.array([p.label for p in dev])
     threshold = best_f1_threshold(dev_scores, dev_labels)
-    result.student.save_adapter(out)
+    result.student.save_adapter(out, config.base)
     plot_loss_curve(result.losses, out / "loss_curve.png", f"{config.loss.kind} on {config.data.name}")
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     report = result.data.filter_report

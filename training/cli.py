@@ -61,6 +61,14 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 
+def _baseline(args: argparse.Namespace) -> None:
+    from training.baseline_runs import run_baseline
+    from training.distill_config import load_config
+
+    config = load_config(args.config, args.set)
+    print(json.dumps(run_baseline(args.kind, config, args.out), indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flipkd", description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
@@ -98,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="override a configuration value (repeatable)")
     distill.add_argument("--fp32", action="store_true", help="keep the base model in fp32 instead of bf16")
     distill.set_defaults(run=_distill)
+
+    baseline = commands.add_parser("baseline", help="the LLM zero-shot, or fine-tuned the ordinary way (SFT)")
+    baseline.add_argument("kind", choices=["zero-shot", "sft"])
+    baseline.add_argument("--config", type=Path, required=True, help="run configuration (data, base, budget)")
+    baseline.add_argument("--out", type=Path, required=True, help="folder for metrics.json and the adapter")
+    baseline.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    baseline.set_defaults(run=_baseline)
 
     evaluate = commands.add_parser("evaluate", help="student and teacher metrics of a bundle on a pair file")
     evaluate.add_argument("--bundle", type=Path, required=True)
