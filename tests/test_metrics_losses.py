@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
-from training.metrics import best_f1_threshold, classification_metrics
+from training.metrics import best_f1_threshold, bootstrap_f1_interval, classification_metrics
 
 
 def test_cosent_matches_hand_computation():
@@ -63,3 +63,14 @@ def test_margin_contrastive_loss_is_zero_when_orders_and_margins_hold():
     assert margin_contrastive_loss(student, labels, teacher, margin=0.2, gap_scale=1.0).item() == 0.0
     single_class = margin_contrastive_loss(student[:2], labels[:2], teacher[:2], margin=0.2)
     assert single_class.item() == 0.0
+
+
+def test_bootstrap_interval_brackets_the_point_estimate_and_narrows_with_data():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 2000)
+    scores = labels * 0.3 + rng.normal(0.4, 0.2, 2000)
+    point = classification_metrics(scores, labels, 0.55)["f1"]
+    low, high = bootstrap_f1_interval(scores, labels, 0.55)
+    small_low, small_high = bootstrap_f1_interval(scores[:200], labels[:200], 0.55)
+    assert low < point < high
+    assert high - low < small_high - small_low

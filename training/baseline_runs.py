@@ -1,7 +1,8 @@
 """``flipkd baseline``: run a baseline on a distillation config's data, base model and training budget.
 
 Writes ``metrics.json``: dev and test metrics (threshold calibrated on dev), pairs, steps, wall time,
-seed and command; the SFT baseline also saves its adapter in the same folder.
+seed and command, and ``scores.safetensors`` (``dev`` and ``test`` scores, for bootstrap intervals and
+plots); the SFT baseline also saves its adapter in the same folder.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
 
 from models.provision import resolve_model
 from training.baselines import GenerativeMatcher, ZeroShotLLM, dev_test_metrics
@@ -26,19 +30,22 @@ def run_baseline(kind: str, config: DistillConfig, out: Path) -> dict:
                     "command": " ".join(sys.argv)}
     if kind == "zero-shot":
         model = ZeroShotLLM(base, config.encoder.max_length)
-        record |= dev_test_metrics(model.score_pairs(dev), dev, model.score_pairs(test), test)
+        dev_scores, test_scores = model.score_pairs(dev), model.score_pairs(test)
     else:
         train = load_pairs(split_path(config.data, "train"), config.train.train_limit)
         matcher = GenerativeMatcher(base, rank=config.encoder.rank)
         training = matcher.train(train, config.train.epochs, config.train.batch_size, config.train.lr,
                                  config.train.seed)
-        record |= dev_test_metrics(matcher.score_pairs(dev), dev, matcher.score_pairs(test), test)
+        dev_scores, test_scores = matcher.score_pairs(dev), matcher.score_pairs(test)
         record |= {"pairs": len(train), "steps": training["steps"],
                    "train_seconds": training["train_seconds"],
                    "final_loss": sum(training["losses"][-20:]) / len(training["losses"][-20:])}
         Path(out).mkdir(parents=True, exist_ok=True)
         matcher.save(Path(out))
+    record |= dev_test_metrics(dev_scores, dev, test_scores, test)
     record["wall_seconds"] = round(time.perf_counter() - started, 1)
     Path(out).mkdir(parents=True, exist_ok=True)
+    save_file({"dev": dev_scores.astype(np.float32), "test": test_scores.astype(np.float32)},
+              str(Path(out) / "scores.safetensors"))
     (Path(out) / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
     return record

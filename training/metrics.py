@@ -30,3 +30,16 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: fl
         "auc": float(roc_auc_score(labels, scores)) if 0 < positives < len(labels) else float("nan"),
         "threshold": float(threshold),
     }
+
+
+def bootstrap_f1_interval(scores: np.ndarray, labels: np.ndarray, threshold: float, resamples: int = 1000,
+                          seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of F1 at a fixed threshold (pairs resampled with replacement)."""
+    rng = np.random.default_rng(seed)
+    predicted = scores >= threshold
+    values = np.empty(resamples)
+    for k in range(resamples):
+        index = rng.integers(0, len(labels), len(labels))
+        values[k] = f1_score(labels[index], predicted[index], zero_division=0)
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
