@@ -33,6 +33,15 @@ def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
+def causal_tokenizer(base: str) -> PreTrainedTokenizerBase:
+    """The base model's tokenizer, right-padding, with EOS as padding where it has no pad token."""
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 class LoraEncoder(nn.Module):
     """Embeds texts with the pooled LoRA-A outputs named by an :class:`EncoderSpec`."""
 
@@ -40,10 +49,7 @@ class LoraEncoder(nn.Module):
                  dtype: torch.dtype = torch.bfloat16, device: str = "cpu", trainable: bool = False) -> None:
         super().__init__()
         self.spec = spec
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(base)
-        self.tokenizer.padding_side = "right"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = causal_tokenizer(base)
         causal_lm = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
         self.layers_read = spec.resolved_layers(causal_lm.config.num_hidden_layers)
         if adapter is None:

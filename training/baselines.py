@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from models.bi_encoder import length_sorted_batches, pair_cosines
-from models.lora_encoder import last_token
+from models.lora_encoder import causal_tokenizer, last_token
 from models.pooling import masked_mean
 from training.data import Pair
 from training.distill import stratified_batches
@@ -47,10 +47,7 @@ class ZeroShotLLM:
     """Mean-pooled last hidden state of the unmodified LLM (no ``lm_head``)."""
 
     def __init__(self, base: str, max_length: int = 64, dtype: torch.dtype = torch.bfloat16) -> None:
-        self.tokenizer = AutoTokenizer.from_pretrained(base)
-        self.tokenizer.padding_side = "right"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = causal_tokenizer(base)
         self.body = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).model.eval()
         self.max_length = max_length
 
@@ -73,10 +70,7 @@ class GenerativeMatcher:
 
     def __init__(self, base: str, rank: int = 16, max_length: int = 160, dtype: torch.dtype = torch.bfloat16
                  ) -> None:
-        self.tokenizer = AutoTokenizer.from_pretrained(base)
-        self.tokenizer.padding_side = "right"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = causal_tokenizer(base)
         model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
         config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], bias="none")
         self.model = get_peft_model(model, config)
