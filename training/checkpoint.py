@@ -56,4 +56,6 @@ def load_checkpoint(folder: Path, named_parameters: Named, optimizer: torch.opti
                     "exp_avg_sq": moments[f"{index}.exp_avg_sq"].to(parameter.device),
                 }
     scheduler.load_state_dict(state["scheduler"])
+    for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
+        group["lr"] = lr  # the scheduler sets it only on its next step
     return state
