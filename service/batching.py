@@ -1,0 +1,166 @@
+"""A dynamic batcher that knows nothing about models.
+
+Items are queued with their token counts. A batch closes when it holds ``max_batch_size`` items, when
+adding the next item would pass ``max_batch_tokens``, or ``max_wait_s`` after its first item arrived;
+it is sorted by token count (longest first, to limit padding inside the runner's own sub-batches) and
+handed to ``run_batch`` in a worker thread, off the event loop. ``submit`` fails fast with
+:class:`QueueFull` when ``max_queue`` items are waiting, and :meth:`DynamicBatcher.stop` finishes
+everything already accepted before it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    max_batch_size: int = 32
+    max_batch_tokens: int = 4096
+    max_wait_s: float = 0.005
+    max_queue: int = 1024
+
+
+class QueueFull(RuntimeError):
+    """The batcher holds ``max_queue`` waiting items; the caller should retry later."""
+
+
+class BatcherStopped(RuntimeError):
+    """The batcher no longer accepts work (it is draining or stopped)."""
+
+
+@dataclass
+class BatchStats:
+    """What one batch looked like, for metrics: size, tokens, seconds each item waited, run seconds."""
+
+    size: int
+    tokens: int
+    queue_waits: list[float]
+    run_seconds: float
+
+
+@dataclass
+class _Pending(Generic[Item, Result]):
+    item: Item
+    tokens: int
+    enqueued: float
+    future: asyncio.Future
+
+
+class DynamicBatcher(Generic[Item, Result]):
+    """Batches ``submit``-ted items for ``run_batch(items) -> results`` (same order, same length)."""
+
+    def __init__(self, run_batch: Callable[[Sequence[Item]], Sequence[Result]], policy: BatchPolicy,
+                 on_batch: Callable[[BatchStats], None] | None = None, name: str = "batcher") -> None:
+        self._run_batch = run_batch
+        self.policy = policy
+        self._on_batch = on_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._task: asyncio.Task | None = None
+        self._accepting = False
+        self._carry: _Pending | None = None
+        self._busy = False
+
+    @property
+    def depth(self) -> int:
+        """Items waiting to be batched."""
+        return self._queue.qsize() + (self._carry is not None)
+
+    def start(self) -> None:
+        self._accepting = True
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def submit(self, item: Item, tokens: int) -> Result:
+        """Queue ``item`` and wait for its result; raises QueueFull or BatcherStopped at once."""
+        if not self._accepting:
+            raise BatcherStopped("the batcher is not accepting work")
+        if self.depth >= self.policy.max_queue:
+            raise QueueFull(f"{self.depth} items waiting (limit {self.policy.max_queue})")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(item, tokens, time.perf_counter(), future))
+        return await future
+
+    async def _first(self) -> _Pending:
+        if self._carry is not None:
+            pending, self._carry = self._carry, None
+            return pending
+        return await self._queue.get()
+
+    async def _within(self, deadline: float) -> _Pending | None:
+        """A queued item at once, else the next to arrive before ``deadline``, else None."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(self._queue.get(), remaining)
+        except TimeoutError:
+            return None
+
+    async def _collect(self) -> list[_Pending]:
+        first = await self._first()
+        self._busy = True
+        batch, tokens = [first], first.tokens
+        deadline = first.enqueued + self.policy.max_wait_s
+        while len(batch) < self.policy.max_batch_size:
+            pending = await self._within(deadline)
+            if pending is None:
+                break
+            if tokens + pending.tokens > self.policy.max_batch_tokens:
+                self._carry = pending
+                break
+            batch.append(pending)
+            tokens += pending.tokens
+        return batch
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [p for p in await self._collect() if not p.future.cancelled()]
+            try:
+                if batch:
+                    await self._run(loop, batch)
+            finally:
+                self._busy = False
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+        batch.sort(key=lambda p: p.tokens, reverse=True)
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"runner returned {len(results)} results for {len(batch)} items")
+        except Exception as error:  # the runner's failure belongs to every caller of this batch
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            return
+        finished = time.perf_counter()
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+        if self._on_batch is not None:
+            self._on_batch(BatchStats(len(batch), sum(p.tokens for p in batch),
+                                      [started - p.enqueued for p in batch], finished - started))
+
+    async def stop(self) -> None:
+        """Stop accepting, finish every accepted item (queued or running), then stop the worker."""
+        self._accepting = False
+        while self.depth or self._busy:
+            await asyncio.sleep(0.005)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True)

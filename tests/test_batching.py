@@ -1,0 +1,126 @@
+"""The dynamic batcher with a plain function as the runner (no model)."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from service.batching import BatcherStopped, BatchPolicy, BatchStats, DynamicBatcher, QueueFull
+
+
+class Recorder:
+    """A runner that records its batches and can be held to build up a queue."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.batches: list[list[str]] = []
+        self.delay = delay
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, items):
+        self.gate.wait()
+        time.sleep(self.delay)
+        self.batches.append(list(items))
+        return [item.upper() for item in items]
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_results_reach_their_callers_and_batches_form_under_load():
+    async def scenario():
+        runner = Recorder(delay=0.02)
+        stats: list[BatchStats] = []
+        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=8, max_wait_s=0.01), stats.append)
+        batcher.start()
+        texts = [f"text {i}" for i in range(40)]
+        results = await asyncio.gather(*(batcher.submit(t, tokens=3) for t in texts))
+        await batcher.stop()
+        return texts, results, runner, stats
+
+    texts, results, runner, stats = run(scenario())
+    assert results == [t.upper() for t in texts]
+    assert max(len(b) for b in runner.batches) == 8
+    assert len(runner.batches) <= 6
+    assert sum(s.size for s in stats) == 40 and all(s.tokens == 3 * s.size for s in stats)
+
+
+def test_token_budget_closes_a_batch_and_batches_are_sorted_longest_first():
+    async def scenario():
+        runner = Recorder()
+        runner.gate.clear()
+        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=100, max_batch_tokens=10, max_wait_s=0.05))
+        batcher.start()
+        blocker = asyncio.ensure_future(batcher.submit("blocker", 1))
+        await asyncio.sleep(0.1)  # the blocker's batch is running and held at the gate
+        lengths = {"a": 2, "bbbb": 4, "cc": 3, "d": 1, "eeeee": 5}
+        tasks = [asyncio.ensure_future(batcher.submit(t, n)) for t, n in lengths.items()]
+        await asyncio.sleep(0.01)
+        runner.gate.set()
+        await asyncio.gather(blocker, *tasks)
+        await batcher.stop()
+        return runner.batches
+
+    batches = run(scenario())
+    assert batches[0] == ["blocker"]
+    assert batches[1] == ["bbbb", "cc", "a", "d"]  # 2+4+3+1 = 10 tokens; "eeeee" would pass the budget
+    assert batches[2] == ["eeeee"]
+
+
+def test_full_queue_is_refused_at_once():
+    async def scenario():
+        runner = Recorder()
+        runner.gate.clear()
+        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=1, max_queue=3, max_wait_s=0.0))
+        batcher.start()
+        running = asyncio.ensure_future(batcher.submit("running", 1))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(batcher.submit(f"q{i}", 1)) for i in range(3)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull):
+            await batcher.submit("one too many", 1)
+        runner.gate.set()
+        await asyncio.gather(running, *queued)
+        await batcher.stop()
+
+    run(scenario())
+
+
+def test_runner_failure_reaches_every_caller_of_the_batch_and_the_batcher_goes_on():
+    calls = {"n": 0}
+
+    def flaky(items):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ValueError("model broke")
+        return list(items)
+
+    async def scenario():
+        batcher = DynamicBatcher(flaky, BatchPolicy(max_batch_size=4, max_wait_s=0.02))
+        batcher.start()
+        first = await asyncio.gather(*(batcher.submit(i, 1) for i in range(3)), return_exceptions=True)
+        second = await batcher.submit("after", 1)
+        await batcher.stop()
+        return first, second
+
+    first, second = run(scenario())
+    assert all(isinstance(r, ValueError) for r in first)
+    assert second == "after"
+
+
+def test_stop_finishes_accepted_work_and_refuses_new_work():
+    async def scenario():
+        runner = Recorder(delay=0.05)
+        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=2, max_wait_s=0.0))
+        batcher.start()
+        accepted = [asyncio.ensure_future(batcher.submit(f"t{i}", 1)) for i in range(6)]
+        await asyncio.sleep(0.01)
+        await batcher.stop()
+        assert all(task.done() for task in accepted)
+        with pytest.raises(BatcherStopped):
+            await batcher.submit("late", 1)
+        return [task.result() for task in accepted]
+
+    assert run(scenario()) == [f"T{i}" for i in range(6)]
