@@ -51,7 +51,8 @@ def test_token_budget_closes_a_batch_and_batches_are_sorted_longest_first():
     async def scenario():
         runner = Recorder()
         runner.gate.clear()
-        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=100, max_batch_tokens=10, max_wait_s=0.05))
+        policy = BatchPolicy(max_batch_size=100, max_batch_tokens=10, max_wait_s=0.05)
+        batcher = DynamicBatcher(runner, policy)
         batcher.start()
         blocker = asyncio.ensure_future(batcher.submit("blocker", 1))
         await asyncio.sleep(0.1)  # the blocker's batch is running and held at the gate
