@@ -1,0 +1,43 @@
+"""Service settings, read from ``FLIPKD_*`` environment variables (pydantic-settings).
+
+Every bound the service enforces lives here: body size, texts per request, characters per text (with
+``truncate`` or reject), queue depth, per-request deadline, batching limits, and the teacher policy
+(shadow share, A/B share, fallback).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLIPKD_", extra="ignore")
+
+    bundle: Path | None = Field(None, description="student bundle folder; the shipped ATEC bundle if unset")
+    teacher: Path | None = Field(None, description="exported ONNX teacher folder (shadow, A/B, fallback)")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = Field(None, description="when set, every route but health and metrics needs it")
+    torch_threads: int = Field(2, ge=1)
+    teacher_threads: int = Field(1, ge=1)
+
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_texts: int = Field(256, ge=1, description="texts (or pairs) per request")
+    max_text_chars: int = Field(2000, ge=1)
+    overlong: Literal["truncate", "reject"] = "truncate"
+    deadline_s: float = Field(10.0, gt=0, description="per-request deadline")
+
+    max_batch_size: int = Field(32, ge=1)
+    max_batch_tokens: int = Field(4096, ge=1)
+    max_wait_ms: float = Field(5.0, ge=0)
+    max_queue: int = Field(1024, ge=1, description="texts waiting per engine before 429")
+    cache_size: int = Field(10_000, ge=0, description="embeddings kept for repeated texts (0: off)")
+
+    shadow_share: float = Field(0.0, ge=0, le=1, description="share of requests also scored by the teacher")
+    shadow_log: Path | None = Field(None, description="JSONL file for shadow disagreements")
+    ab_share: float = Field(0.0, ge=0, le=1, description="share of request keys served by the teacher")
+    fallback: bool = Field(True, description="answer with the teacher when the student fails or is late")
