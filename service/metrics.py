@@ -1,0 +1,48 @@
+"""Prometheus metrics of the service (``flipkd_`` prefix, base units, no per-text labels).
+
+One :class:`ServiceMetrics` per app, on its own registry, so several apps (tests) never collide.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+TOKEN_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384)
+GAP_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("flipkd_requests", "HTTP requests by route and status", ["route", "status"],
+                                registry=r)
+        self.request_duration = Histogram("flipkd_request_duration_seconds", "HTTP request duration",
+                                          ["route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_wait = Histogram("flipkd_queue_wait_seconds", "time a text waited for its batch",
+                                    ["engine"], buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("flipkd_batch_size", "texts per batch", ["engine"], buckets=SIZE_BUCKETS,
+                                    registry=r)
+        self.batch_tokens = Histogram("flipkd_batch_tokens", "tokens per batch", ["engine"],
+                                      buckets=TOKEN_BUCKETS, registry=r)
+        self.inference = Histogram("flipkd_inference_seconds", "model time per batch", ["engine"],
+                                   buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_depth = Gauge("flipkd_queue_depth", "texts waiting to be batched", ["engine"], registry=r)
+        self.texts = Counter("flipkd_texts_embedded", "texts embedded by a model", ["engine"], registry=r)
+        self.cache = Counter("flipkd_cache_lookups", "embedding cache lookups", ["engine", "result"],
+                             registry=r)
+        self.served = Counter("flipkd_served", "requests answered, by model", ["model"], registry=r)
+        self.ab_arm = Counter("flipkd_ab_assignments", "A/B arm of each match request", ["arm"],
+                              registry=r)
+        self.fallbacks = Counter("flipkd_fallbacks", "teacher answered for the student", ["reason"],
+                                 registry=r)
+        self.rejected = Counter("flipkd_rejected", "requests refused before inference", ["reason"],
+                                registry=r)
+        self.shadow_pairs = Counter("flipkd_shadow_pairs", "pairs scored by the teacher in shadow",
+                                    ["agreement"], registry=r)
+        self.shadow_gap = Histogram("flipkd_shadow_score_gap", "|student - teacher| similarity in shadow",
+                                    buckets=GAP_BUCKETS, registry=r)
+        self.ready = Gauge("flipkd_ready", "1 when the model is loaded and warmed up", ["engine"], registry=r)
+        self.model_info = Info("flipkd_model", "loaded bundle and models", registry=r)
