@@ -48,3 +48,26 @@ def exported_teacher(trained_teacher, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("teacher-onnx")
     export_onnx(trained_teacher, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def smoke_config(exported_teacher, tmp_path_factory) -> Path:
+    """configs/smoke.yaml pointed at the session's teacher and the repository's data."""
+    path = tmp_path_factory.mktemp("config") / "smoke.yaml"
+    text = (REPO / "configs" / "smoke.yaml").read_text()
+    text = text.replace("runs/teacher-mqp-minilm-onnx", str(exported_teacher))
+    text = text.replace("data/medical_question_pairs", str(DATA / "medical_question_pairs"))
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="session")
+def student_bundle(smoke_config, smollm_dir, tmp_path_factory) -> Path:
+    """A SmolLM2-135M FlipKD bundle distilled for a few steps from the session's teacher (fp32)."""
+    from training.bundle_build import build_bundle
+    from training.distill_config import load_config
+
+    out = tmp_path_factory.mktemp("bundle")
+    config = load_config(smoke_config, ["train.train_limit=96", "train.checkpoint_every=2"])
+    build_bundle(config, out, torch.float32)
+    return out

@@ -13,29 +13,10 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from models.bundle import BundleError, load_bundle
-from training.bundle_build import build_bundle
 from training.distill import stratified_batches, train_student
 from training.distill_config import load_config
 
 from .conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def smoke_config(exported_teacher, tmp_path_factory):
-    path = tmp_path_factory.mktemp("config") / "smoke.yaml"
-    text = (REPO / "configs" / "smoke.yaml").read_text()
-    text = text.replace("runs/teacher-mqp-minilm-onnx", str(exported_teacher))
-    text = text.replace("data/medical_question_pairs", str(REPO / "data" / "medical_question_pairs"))
-    path.write_text(text)
-    return path
-
-
-@pytest.fixture(scope="module")
-def bundle_dir(smoke_config, smollm_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundle")
-    config = load_config(smoke_config, ["train.train_limit=96", "train.checkpoint_every=2"])
-    build_bundle(config, out, torch.float32)
-    return out
 
 
 def test_batches_hold_both_classes():
@@ -45,8 +26,8 @@ def test_batches_hold_both_classes():
     assert all(0 < labels[batch].sum() < len(batch) for batch in batches)
 
 
-def test_bundle_is_plain_peft_with_manifest_and_checksums(bundle_dir, smollm_dir):
-    bundle = load_bundle(bundle_dir)
+def test_bundle_is_plain_peft_with_manifest_and_checksums(student_bundle, smollm_dir):
+    bundle = load_bundle(student_bundle)
     manifest = bundle.manifest
     assert set(manifest["files"]) == {"adapter_config.json", "adapter_model.safetensors", "loss_curve.png"}
     assert manifest["base_model"]["weight_sha256"]
@@ -54,14 +35,14 @@ def test_bundle_is_plain_peft_with_manifest_and_checksums(bundle_dir, smollm_dir
     assert manifest["filter"]["positives_kept"] + manifest["filter"]["negatives_kept"] == \
         manifest["training"]["pairs"]
     assert 0.0 < manifest["metrics"]["dev"]["auc"] <= 1.0
-    assert not (bundle_dir / "checkpoint").exists()
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smollm_dir), str(bundle_dir))
+    assert not (student_bundle / "checkpoint").exists()
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smollm_dir), str(student_bundle))
     assert any("lora_A" in name for name, _ in model.named_parameters())
 
 
-def test_altered_bundle_file_is_refused(bundle_dir, tmp_path):
+def test_altered_bundle_file_is_refused(student_bundle, tmp_path):
     copy = tmp_path / "bundle"
-    shutil.copytree(bundle_dir, copy)
+    shutil.copytree(student_bundle, copy)
     with open(copy / "adapter_model.safetensors", "r+b") as handle:
         handle.seek(-4, 2)
         handle.write(b"\x00\x01\x02\x03")
@@ -69,24 +50,25 @@ def test_altered_bundle_file_is_refused(bundle_dir, tmp_path):
         load_bundle(copy)
 
 
-def test_evaluate_prints_one_json_object(bundle_dir, exported_teacher):
+def test_evaluate_prints_one_json_object(student_bundle, exported_teacher):
     data = REPO / "data" / "medical_question_pairs" / "test.jsonl"
     command = [sys.executable, "-m", "training.cli", "--threads", "2", "evaluate", "--bundle",
-               str(bundle_dir), "--data", str(data), "--teacher", str(exported_teacher), "--json"]
+               str(student_bundle), "--data", str(data), "--teacher", str(exported_teacher), "--json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["n"] == 196 and report["positives"] == 98
     for model in ("student", "teacher"):
         assert set(report[model]) == {"f1", "accuracy", "auc", "threshold"}
-    assert report["student"]["threshold"] == load_bundle(bundle_dir).threshold
+    assert report["student"]["threshold"] == load_bundle(student_bundle).threshold
 
 
-def test_evaluate_names_the_bad_line(bundle_dir, tmp_path):
+def test_evaluate_names_the_bad_line(student_bundle, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text_a": "a", "text_b": "b", "label": 1}\n{"text_a": "a", "text_b": "b", "label": 7}\n')
-    result = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--bundle", str(bundle_dir),
-                             "--data", str(bad), "--json"], capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "training.cli", "evaluate", "--bundle", str(student_bundle), "--data",
+               str(bad), "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2
     assert f"{bad}:2:" in result.stderr and result.stdout == ""
 

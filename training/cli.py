@@ -69,6 +69,15 @@ def _baseline(args: argparse.Namespace) -> None:
     print(json.dumps(run_baseline(args.kind, config, args.out), indent=2))
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from service.server import serve
+    from service.settings import Settings
+
+    overrides = {key: value for key, value in (("bundle", args.bundle), ("teacher", args.teacher),
+                                               ("host", args.host), ("port", args.port)) if value is not None}
+    serve(Settings(**overrides))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flipkd", description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
@@ -113,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--out", type=Path, required=True, help="folder for metrics.json and the adapter")
     baseline.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     baseline.set_defaults(run=_baseline)
+
+    serve = commands.add_parser("serve", help="run the HTTP matching service (settings also from FLIPKD_*)")
+    serve.add_argument("--bundle", type=Path, default=None, help="student bundle folder")
+    serve.add_argument("--teacher", type=Path, default=None, help="exported ONNX teacher folder")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(run=_serve)
 
     evaluate = commands.add_parser("evaluate", help="student and teacher metrics of a bundle on a pair file")
     evaluate.add_argument("--bundle", type=Path, required=True)

@@ -1,0 +1,65 @@
+"""An engine behind its own dynamic batcher and embedding cache, reporting to the metrics.
+
+``embed(texts)`` splits a request into texts; each distinct text is looked up in the cache, joined if
+already in flight, or queued for the batcher with its token count. Results come back in request order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import numpy as np
+
+from service.batching import BatchPolicy, BatchStats, DynamicBatcher
+from service.embedding_cache import EmbeddingCache
+from service.engines import Engine
+from service.metrics import ServiceMetrics
+
+
+class BatchedEngine:
+    def __init__(self, engine: Engine, policy: BatchPolicy, cache_size: int, metrics: ServiceMetrics) -> None:
+        self.engine = engine
+        self.name = engine.name
+        self.metrics = metrics
+        self.batcher: DynamicBatcher[str, np.ndarray] = DynamicBatcher(self._run, policy, self._record,
+                                                                       engine.name)
+        self.cache: EmbeddingCache[np.ndarray] = EmbeddingCache(cache_size)
+
+    def _run(self, texts: Sequence[str]) -> list[np.ndarray]:
+        return list(self.engine.embed(texts))
+
+    def _record(self, stats: BatchStats) -> None:
+        labels = {"engine": self.name}
+        self.metrics.batch_size.labels(**labels).observe(stats.size)
+        self.metrics.batch_tokens.labels(**labels).observe(stats.tokens)
+        self.metrics.inference.labels(**labels).observe(stats.run_seconds)
+        self.metrics.texts.labels(**labels).inc(stats.size)
+        for wait in stats.queue_waits:
+            self.metrics.queue_wait.labels(**labels).observe(wait)
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+
+    @property
+    def depth(self) -> int:
+        return self.batcher.depth
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, D) unit-length embeddings in request order; raises QueueFull when the queue is full."""
+        distinct = list(dict.fromkeys(texts))
+        counts = self.engine.token_counts(distinct)
+
+        def submit(text: str, tokens: int):
+            return lambda: self.batcher.submit(text, tokens)
+
+        looked_up = await asyncio.gather(*(self.cache.get_or_compute(text, submit(text, tokens))
+                                           for text, tokens in zip(distinct, counts, strict=True)))
+        for _, hit in looked_up:
+            self.metrics.cache.labels(engine=self.name, result="hit" if hit else "miss").inc()
+        self.metrics.queue_depth.labels(engine=self.name).set(self.depth)
+        vectors = {text: vector for text, (vector, _) in zip(distinct, looked_up, strict=True)}
+        return np.stack([vectors[text] for text in texts])
