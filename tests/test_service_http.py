@@ -1,0 +1,266 @@
+"""The HTTP service on a real uvicorn on loopback, with the session's SmolLM2 bundle and ONNX teacher."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.app import EngineFactories
+from service.engines import StudentEngine
+from service.server import build_server
+from service.settings import Settings
+
+from .conftest import REPO
+
+KEY = "test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(base: str, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{base} did not become ready")
+
+
+@contextmanager
+def running(settings: Settings, factories: EngineFactories | None = None) -> Iterator[str]:
+    """A real uvicorn serving the app in a thread; yields its base URL."""
+    server = build_server(settings, factories, graceful_timeout_s=10)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{settings.port}"
+    try:
+        wait_ready(base)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def settings_for(bundle: Path, teacher: Path, **extra) -> Settings:
+    return Settings(bundle=bundle, teacher=teacher, port=free_port(), torch_threads=2, **extra)
+
+
+@pytest.fixture(scope="module")
+def server(student_bundle, exported_teacher, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    log = tmp_path_factory.mktemp("shadow") / "disagreements.jsonl"
+    settings = settings_for(student_bundle, exported_teacher, api_key=KEY, shadow_share=1.0, shadow_log=log,
+                            max_texts=8, max_text_chars=200, overlong="reject", max_body_bytes=20_000)
+    with running(settings) as base:
+        yield base, log
+
+
+def post(base: str, path: str, body, headers=AUTH) -> httpx.Response:
+    return httpx.post(f"{base}{path}", json=body, headers=headers, timeout=60)
+
+
+def test_match_pair_pairs_and_ranked_candidates(server, student_bundle):
+    base, _ = server
+    one = post(base, "/match", {"pair": {"text_a": "Can I drink alcohol on antibiotics?",
+                                         "text_b": "Is it safe to drink beer while taking amoxicillin?"}})
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["served_by"] == "student" and body["fallback_reason"] is None
+    assert len(body["request_id"]) == 32
+    (result,) = body["results"]
+    assert -1.0 <= result["similarity"] <= 1.0
+    assert result["match"] == (result["similarity"] >= body["threshold"])
+
+    many = post(base, "/match", {"pairs": [{"text_a": "a cold", "text_b": "the flu"},
+                                           {"text_a": "knee pain", "text_b": "knee pain"}]}).json()
+    assert [r["text_a"] for r in many["results"]] == ["a cold", "knee pain"]
+    assert many["results"][1]["similarity"] == pytest.approx(1.0, abs=1e-3)
+
+    candidates = ["knee pain while running", "stock prices", "running knee ache"]
+    ranked = post(base, "/match", {"query": "my knee hurts when I run", "top_k": 2, "candidates": candidates})
+    results = ranked.json()["results"]
+    assert [r["rank"] for r in results] == [1, 2]
+    assert results[0]["similarity"] >= results[1]["similarity"]
+
+
+def test_embed_routes_return_unit_vectors(server):
+    base, _ = server
+    student = post(base, "/embed", {"texts": ["fever and cough", "fever and cough", "rash"]}).json()
+    vectors = np.array(student["embeddings"])
+    assert student["served_by"] == "student" and vectors.shape == (3, student["dimension"])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(vectors[0], vectors[1])
+    teacher = post(base, "/embed", {"texts": ["fever"], "model": "teacher"}).json()
+    assert teacher["served_by"] == "teacher" and teacher["dimension"] == 384
+    openai = post(base, "/v1/embeddings", {"input": ["fever", "rash"], "model": "flipkd"}).json()
+    assert [d["index"] for d in openai["data"]] == [0, 1] and openai["usage"]["prompt_tokens"] > 0
+
+
+def test_operations_routes(server, student_bundle):
+    base, _ = server
+    assert httpx.get(f"{base}/healthz").json() == {"status": "alive"}
+    ready = httpx.get(f"{base}/readyz").json()
+    assert ready["ready"] and ready["degraded"] == []
+    info = httpx.get(f"{base}/info", headers=AUTH).json()
+    assert info["domain"] == student_bundle.name and "api_key" not in info["settings"]
+    assert httpx.get(f"{base}/openapi.json", headers=AUTH).json()["paths"].keys() >= {"/match", "/embed"}
+    assert httpx.get(f"{base}/docs", headers=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"pair": {"text_a": "", "text_b": "x"}}, 422, "invalid request body"),
+        ({"pair": {"text_a": 5, "text_b": "x"}}, 422, "invalid request body"),
+        ({"pairs": []}, 422, "invalid request body"),
+        ({"query": "q"}, 422, "invalid request body"),
+        ({"pair": {"text_a": "a", "text_b": "b"}, "top_k": 2}, 422, "invalid request body"),
+        ({"pairs": [{"text_a": "a", "text_b": "b"}] * 5}, 413, "10 texts in one request"),
+        ({"pair": {"text_a": "x" * 201, "text_b": "b"}}, 413, "text 0 has 201 characters"),
+        ({"pair": {"text_a": "a", "text_b": "b"}, "domain": "elsewhere"}, 404, "unknown domain"),
+        ({"unknown": 1}, 422, "invalid request body"),
+        ([1, 2], 422, "invalid request body"),
+    ],
+)
+def test_bad_match_bodies_get_a_4xx_with_a_message(server, body, status, message):
+    base, _ = server
+    response = post(base, "/match", body)
+    assert response.status_code == status, response.text
+    assert message in str(response.json())
+
+
+def test_body_limit_and_api_key(server):
+    base, _ = server
+    big = post(base, "/embed", {"texts": ["x" * 100] * 300})
+    assert big.status_code == 413 and "larger than 20000 bytes" in big.json()["error"]
+    assert post(base, "/match", {"pair": {"text_a": "a", "text_b": "b"}}, headers={}).status_code == 401
+    wrong = post(base, "/match", {"pair": {"text_a": "a", "text_b": "b"}}, headers={"X-API-Key": "nope"})
+    assert wrong.status_code == 401
+    assert httpx.get(f"{base}/metrics").status_code == 200  # open without the key
+    headers = {**AUTH, "content-type": "application/json"}
+    not_json = httpx.post(f"{base}/match", content=b"{oops", headers=headers)
+    assert not_json.status_code == 422
+
+
+def test_metrics_parse_and_add_up(server):
+    base, log = server
+    before = scrape(base)
+    for _ in range(3):
+        response = post(base, "/match", {"pair": {"text_a": "sore throat", "text_b": "throat pain"}})
+        assert response.status_code == 200
+    time.sleep(1.0)  # shadow scoring runs off the hot path
+    after = scrape(base)
+    served = after[("flipkd_served_total", (("model", "student"),))] - \
+        before.get(("flipkd_served_total", (("model", "student"),)), 0)
+    requests = after[("flipkd_requests_total", (("route", "/match"), ("status", "200")))] - \
+        before.get(("flipkd_requests_total", (("route", "/match"), ("status", "200"))), 0)
+    assert served == requests == 3
+    shadowed = sum(v for (name, _), v in after.items() if name == "flipkd_shadow_pairs_total") - \
+        sum(v for (name, _), v in before.items() if name == "flipkd_shadow_pairs_total")
+    assert shadowed == 3
+    assert after[("flipkd_ready", (("engine", "student"),))] == 1.0
+    assert any(name == "flipkd_batch_size_count" for name, _ in after)
+
+
+def scrape(base: str) -> dict[tuple[str, tuple], float]:
+    text = httpx.get(f"{base}/metrics").text
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
+
+
+class FailingStudent(StudentEngine):
+    """A real student whose every batch raises after warm-up, as a broken model would."""
+
+    def embed(self, texts):
+        if texts != ["warm-up"]:
+            raise RuntimeError("student broke")
+        return super().embed(texts)
+
+
+def test_failing_student_is_covered_by_the_teacher(student_bundle, exported_teacher):
+    settings = settings_for(student_bundle, exported_teacher)
+    with running(settings, EngineFactories(student=FailingStudent)) as base:
+        before = scrape(base).get(("flipkd_fallbacks_total", (("reason", "error"),)), 0)
+        response = post(base, "/match", {"pair": {"text_a": "fever", "text_b": "high temperature"}})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["served_by"] == "teacher" and body["fallback_reason"] == "error"
+        after = scrape(base)[("flipkd_fallbacks_total", (("reason", "error"),))]
+        assert after - before == 1
+
+
+def test_full_queue_answers_429_with_retry_after(student_bundle, exported_teacher):
+    settings = settings_for(student_bundle, exported_teacher, max_queue=2, max_batch_size=1, cache_size=0,
+                            fallback=False)
+
+    async def flood(base: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=120) as client:
+            bodies = [{"texts": [f"distinct text number {i} about symptoms"]} for i in range(40)]
+            return await asyncio.gather(*(client.post(f"{base}/embed", json=b) for b in bodies))
+
+    with running(settings) as base:
+        responses = asyncio.run(flood(base))
+    statuses = [r.status_code for r in responses]
+    assert 429 in statuses and 200 in statuses and set(statuses) <= {200, 429}
+    refused = next(r for r in responses if r.status_code == 429)
+    assert refused.headers["Retry-After"] == "1" and "overloaded" in refused.json()["error"]
+
+
+def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_teacher, tmp_path):
+    port = free_port()
+    env = {**os.environ, "FLIPKD_BUNDLE": str(student_bundle), "FLIPKD_TEACHER": str(exported_teacher),
+           "FLIPKD_PORT": str(port), "FLIPKD_CACHE_SIZE": "0", "FLIPKD_TORCH_THREADS": "2"}
+    process = subprocess.Popen([sys.executable, "-m", "training.cli", "serve"], env=env, cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base)
+
+        async def load() -> list:
+            async with httpx.AsyncClient(timeout=120) as client:
+                async def one(i: int):
+                    try:
+                        return await client.post(f"{base}/match", json={"pair": {
+                            "text_a": f"question {i} about a headache", "text_b": f"headache question {i}"}})
+                    except httpx.TransportError as error:  # refused after shutdown began: never accepted
+                        return error
+
+                tasks = [asyncio.create_task(one(i)) for i in range(30)]
+                await asyncio.sleep(0.3)
+                process.send_signal(signal.SIGTERM)
+                return await asyncio.gather(*tasks)
+
+        outcomes = asyncio.run(load())
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    answered = [o for o in outcomes if isinstance(o, httpx.Response)]
+    assert answered, "no request was accepted before the signal"
+    assert all(o.status_code == 200 for o in answered), [o.status_code for o in answered]
+    assert all(isinstance(o, httpx.ConnectError) for o in outcomes if not isinstance(o, httpx.Response))
+    assert process.returncode == 0
