@@ -15,7 +15,8 @@ def teacher_rows(folder: Path) -> list[str]:
     metrics = json.loads((folder / "metrics.json").read_text())
     dataset = Path(metrics["data"]).name
     rows = []
-    trained = f"{metrics['train_seconds']:.0f} s"
+    threads = metrics["torch_threads"]
+    trained = f"{metrics['train_seconds']:.0f} s ({threads} thread{'s' if threads > 1 else ''})"
     variants = (("zero_shot", "no fine-tuning", "–"), ("fine_tuned", "fine-tuned", trained))
     for variant, label, seconds in variants:
         test = metrics[variant]["test"]

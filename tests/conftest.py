@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from models.provision import provision
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"
 
-torch.set_num_threads(2)
+THREADS = int(os.environ.get("FLIPKD_TEST_THREADS", "2"))
+torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from service.engines import StudentEngine
 from service.server import build_server
 from service.settings import Settings
 
-from .conftest import REPO
+from .conftest import REPO, THREADS
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -64,7 +64,7 @@ def running(settings: Settings, factories: EngineFactories | None = None) -> Ite
 
 
 def settings_for(bundle: Path, teacher: Path, **extra) -> Settings:
-    return Settings(bundle=bundle, teacher=teacher, port=free_port(), torch_threads=2, **extra)
+    return Settings(bundle=bundle, teacher=teacher, port=free_port(), torch_threads=THREADS, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +233,7 @@ def test_full_queue_answers_429_with_retry_after(student_bundle, exported_teache
 def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_teacher, tmp_path):
     port = free_port()
     env = {**os.environ, "FLIPKD_BUNDLE": str(student_bundle), "FLIPKD_TEACHER": str(exported_teacher),
-           "FLIPKD_PORT": str(port), "FLIPKD_CACHE_SIZE": "0", "FLIPKD_TORCH_THREADS": "2"}
+           "FLIPKD_PORT": str(port), "FLIPKD_CACHE_SIZE": "0", "FLIPKD_TORCH_THREADS": str(THREADS)}
     process = subprocess.Popen([sys.executable, "-m", "training.cli", "serve"], env=env, cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -263,4 +263,7 @@ def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_t
     assert answered, "no request was accepted before the signal"
     assert all(o.status_code == 200 for o in answered), [o.status_code for o in answered]
     assert all(isinstance(o, httpx.ConnectError) for o in outcomes if not isinstance(o, httpx.Response))
-    assert process.returncode == 0
+    # uvicorn finishes its graceful shutdown, then re-raises the captured SIGTERM
+    assert process.returncode in (0, -signal.SIGTERM)
+    output = process.stdout.read()
+    assert "Application shutdown complete" in output, output[-2000:]
