@@ -163,6 +163,17 @@ def test_body_limit_and_api_key(server):
     assert not_json.status_code == 422
 
 
+def test_schemathesis_finds_no_server_error(server, tmp_path):
+    """Property-based requests generated from the OpenAPI schema never get a 5xx."""
+    base, _ = server
+    command = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json",
+               "--header", f"Authorization: Bearer {KEY}", "--checks", "not_a_server_error",
+               "--max-examples", "25", "--seed", "7", "--workers", "1", "--request-timeout", "120",
+               "--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
 def test_metrics_parse_and_add_up(server):
     base, log = server
     before = scrape(base)
