@@ -2,7 +2,10 @@
 
 Checks written to ``export.json``: fp32 cosine similarities within ``PARITY_TOLERANCE`` of torch on real
 dev pairs; with ``--int8`` (onnxruntime dynamic quantization of the weights), int8 F1 within
-``INT8_F1_TOLERANCE`` of fp32 F1 on dev, both at the teacher's calibrated threshold. A failed fp32
+``INT8_F1_TOLERANCE`` of fp32 F1 on dev, both at the teacher's calibrated threshold. The int8 graph
+quantizes the weights of every MatMul per channel except the feed-forward down-projections
+(``.../output/dense``): their post-GELU inputs carry outliers that per-tensor dynamic int8 activations clip
+(measured on the NFCorpus MiniLM teacher's dev set: F1 gap 0.8 point with them, 0.36 without). A failed fp32
 check raises and leaves the output folder without ``export.json``; the int8 outcome is recorded in
 ``export.json`` (``int8_within_tolerance``) and the int8 graph is only written when it passes.
 """
@@ -14,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -54,6 +58,13 @@ def export_onnx(teacher_dir: Path, out_dir: Path) -> None:
     shutil.copy(Path(teacher_dir) / TEACHER_CONFIG, out_dir / TEACHER_CONFIG)
 
 
+def feed_forward_outputs(model_file: Path) -> list[str]:
+    """Names of the feed-forward down-projection MatMuls (``layer.N/output/dense``, not attention's)."""
+    graph = onnx.load(str(model_file), load_external_data=False).graph
+    return [node.name for node in graph.node
+            if node.op_type == "MatMul" and "/output/dense/" in node.name and "/attention/" not in node.name]
+
+
 def check_export(teacher_dir: Path, out_dir: Path, data_dir: Path, int8: bool, threads: int = 2,
                  split: str = "dev") -> dict:
     """Parity of fp32 ONNX with torch on the split's first pairs, and int8 vs fp32 F1 on the whole split."""
@@ -71,7 +82,7 @@ def check_export(teacher_dir: Path, out_dir: Path, data_dir: Path, int8: bool, t
     if int8:
         candidate = out_dir / f"{INT8_FILE}.candidate"
         quantize_dynamic(str(out_dir / ONNX_FILE), str(candidate), weight_type=QuantType.QInt8,
-                         per_channel=True)
+                         per_channel=True, nodes_to_exclude=feed_forward_outputs(out_dir / ONNX_FILE))
         labels = np.array([p.label for p in dev])
         all_a, all_b = [p.text_a for p in dev], [p.text_b for p in dev]
         fp32_scores = fp32.score_pairs(all_a, all_b)
