@@ -17,10 +17,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## The main job: provision base models, fine-tune the ATEC teacher, export and check its ONNX graph.
-teacher: $(STAMP)
+## Finished steps are not redone (make compares the outputs' times).
+TEACHER := runs/teacher-atec-e5
+
+teacher: $(TEACHER)-onnx/export.json
+
+$(TEACHER)/metrics.json: | $(STAMP)
 	$(BIN)/flipkd provision
-	$(BIN)/flipkd train-teacher --data data/atec --base multilingual-e5-small --out runs/teacher-atec-e5
-	$(BIN)/flipkd export-teacher --teacher runs/teacher-atec-e5 --out runs/teacher-atec-e5-onnx --int8
+	$(BIN)/flipkd train-teacher --data data/atec --base multilingual-e5-small --out $(TEACHER)
+
+$(TEACHER)-onnx/export.json: $(TEACHER)/metrics.json
+	$(BIN)/flipkd export-teacher --teacher $(TEACHER) --out $(TEACHER)-onnx --int8
 
 ## The test suite (provisions the small base models it needs on first run).
 test: $(STAMP)
