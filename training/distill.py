@@ -15,7 +15,7 @@ import random
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +79,6 @@ class TrainingData:
     labels: np.ndarray
     teacher: np.ndarray
     filter_report: FilterReport | None = None
-    dropped: int = field(default=0)
 
 
 def prepare_data(config: DistillConfig) -> TrainingData:
@@ -101,7 +100,7 @@ def prepare_data(config: DistillConfig) -> TrainingData:
     keep, report = dual_threshold_mask(scores, labels,
                                        *choose_thresholds(dev_scores, dev_labels, config.filter.quantile))
     kept = [pair for pair, k in zip(pairs, keep, strict=True) if k]
-    return TrainingData(kept, labels[keep], scores[keep], report, int((~keep).sum()))
+    return TrainingData(kept, labels[keep], scores[keep], report)
 
 
 def _lr_factor(step: int, total: int, warmup_steps: int) -> float:
