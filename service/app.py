@@ -217,7 +217,7 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
             return vectors, "student", None
         except QueueFull:
             raise
-        except (TimeoutError, ServiceUnavailable, BatcherStopped, Exception) as error:
+        except Exception as error:
             reason = {TimeoutError: "deadline", ServiceUnavailable: "not_ready"}.get(type(error), "error")
             if not (settings.fallback and state.teacher is not None):
                 if reason == "deadline":

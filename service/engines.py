@@ -22,7 +22,6 @@ from models.provision import resolve_model
 
 class Engine(Protocol):
     name: str
-    dimension: int
     threshold: float
 
     def token_counts(self, texts: Sequence[str]) -> list[int]: ...
@@ -40,7 +39,6 @@ class StudentEngine:
         self.encoder = LoraEncoder(resolve_model(bundle.base_model), bundle.encoder, adapter=bundle.folder,
                                    dtype=torch.bfloat16, device=device)
         self.encoder.eval()
-        self.dimension = self.encoder.dim
         self.threshold = bundle.threshold
         self.max_length = bundle.encoder.max_length
 
@@ -61,7 +59,6 @@ class TeacherEngine:
     def __init__(self, folder: Path, threads: int) -> None:
         self.teacher = OnnxTeacher(folder, threads)
         self.threshold = self.teacher.threshold
-        self.dimension = int(self.teacher.embed(["dimension probe"]).shape[1])
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         encodings = self.teacher.tokenizer.encode_batch([self.teacher.config.query_prefix + t for t in texts])

@@ -3,14 +3,13 @@
 import json
 import math
 import shutil
-import socket
 import subprocess
 import sys
 
 import pytest
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from .conftest import REPO
+from .conftest import REPO, free_port
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +21,6 @@ def tiny_llama(smollm_dir, tmp_path_factory):
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(smollm_dir / name, folder / name)
     return folder
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_two_gloo_processes_train_one_bundle(tiny_llama, exported_teacher, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,16 +23,10 @@ from service.engines import StudentEngine
 from service.server import build_server
 from service.settings import Settings
 
-from .conftest import REPO, THREADS
+from .conftest import REPO, THREADS, free_port
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_ready(base: str, timeout: float = 240.0) -> None:

@@ -16,9 +16,10 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from models.provision import resolve_model
-from training.baselines import GenerativeMatcher, ZeroShotLLM, dev_test_metrics
+from training.baselines import GenerativeMatcher, ZeroShotLLM
 from training.data import load_pairs, split_path
 from training.distill_config import DistillConfig
+from training.metrics import dev_test_report
 
 
 def run_baseline(kind: str, config: DistillConfig, out: Path) -> dict:
@@ -42,7 +43,8 @@ def run_baseline(kind: str, config: DistillConfig, out: Path) -> dict:
                    "final_loss": sum(training["losses"][-20:]) / len(training["losses"][-20:])}
         Path(out).mkdir(parents=True, exist_ok=True)
         matcher.save(Path(out))
-    record |= dev_test_metrics(dev_scores, dev, test_scores, test)
+    record |= dev_test_report(dev_scores, np.array([p.label for p in dev]), test_scores,
+                              np.array([p.label for p in test]))
     record["wall_seconds"] = round(time.perf_counter() - started, 1)
     Path(out).mkdir(parents=True, exist_ok=True)
     save_file({"dev": dev_scores.astype(np.float32), "test": test_scores.astype(np.float32)},

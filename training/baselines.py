@@ -28,19 +28,9 @@ from models.lora_encoder import causal_tokenizer, last_token
 from models.pooling import masked_mean
 from training.data import Pair
 from training.distill import stratified_batches
-from training.metrics import best_f1_threshold, classification_metrics
 
 PROMPT = ("Do the following two customer questions ask the same thing?\n"
           "Question 1: {a}\nQuestion 2: {b}\nAnswer (yes or no):")
-
-
-def dev_test_metrics(dev_scores: np.ndarray, dev: list[Pair], test_scores: np.ndarray,
-                     test: list[Pair]) -> dict:
-    """Calibrate on dev, report dev and test at that threshold."""
-    dev_labels = np.array([p.label for p in dev])
-    threshold = best_f1_threshold(dev_scores, dev_labels)
-    return {"dev": classification_metrics(dev_scores, dev_labels, threshold),
-            "test": classification_metrics(test_scores, np.array([p.label for p in test]), threshold)}
 
 
 class ZeroShotLLM:

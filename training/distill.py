@@ -32,6 +32,7 @@ from training.data import Pair, load_pairs, split_path
 from training.distill_config import DistillConfig, LossConfig
 from training.hidden_cache import HiddenCache
 from training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
+from training.lr_schedule import warmup_linear_decay
 from training.pair_filter import FilterReport, choose_thresholds, dual_threshold_mask
 from training.teacher_scores import teacher_scores
 
@@ -103,12 +104,6 @@ def prepare_data(config: DistillConfig) -> TrainingData:
     return TrainingData(kept, labels[keep], scores[keep], report)
 
 
-def _lr_factor(step: int, total: int, warmup_steps: int) -> float:
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    return max(0.0, (total - step) / max(1, total - warmup_steps))
-
-
 @dataclass
 class RunResult:
     student: LoraEncoder
@@ -147,7 +142,8 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
     micro_per_step = config.train.grad_accum * world
     total = max(1, math.ceil(per_epoch * config.train.epochs / micro_per_step))
     warmup_steps = max(1, int(total * config.train.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total, warmup_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                  lambda s: warmup_linear_decay(s, total, warmup_steps))
 
     checkpoint = Path(out) / "checkpoint"
     state = {"step": 0, "losses": [], "train_seconds": 0.0, "tokens": 0}

@@ -43,3 +43,11 @@ def bootstrap_f1_interval(scores: np.ndarray, labels: np.ndarray, threshold: flo
         values[k] = f1_score(labels[index], predicted[index], zero_division=0)
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
+
+
+def dev_test_report(dev_scores: np.ndarray, dev_labels: np.ndarray, test_scores: np.ndarray,
+                    test_labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Calibrate the threshold on dev (best F1), report dev and test at that threshold."""
+    threshold = best_f1_threshold(dev_scores, dev_labels)
+    return {"dev": classification_metrics(dev_scores, dev_labels, threshold),
+            "test": classification_metrics(test_scores, test_labels, threshold)}

@@ -23,7 +23,8 @@ from models.bi_encoder import TeacherConfig, TorchBiEncoder
 from models.provision import query_prefix, resolve_model
 from training.data import Pair, file_sha256, load_pairs, split_path
 from training.losses import cosent_loss
-from training.metrics import best_f1_threshold, classification_metrics
+from training.lr_schedule import warmup_linear_decay
+from training.metrics import dev_test_report
 
 
 @dataclass
@@ -42,27 +43,12 @@ class TeacherTrainConfig:
     seed: int = 13
 
 
-def evaluate_split(encoder: TorchBiEncoder, pairs: list[Pair], threshold: float | None = None
-                   ) -> tuple[dict[str, float], np.ndarray]:
-    """Metrics on ``pairs`` (threshold fitted here when None: dev only) and the raw scores."""
-    scores = encoder.score_pairs([p.text_a for p in pairs], [p.text_b for p in pairs])
-    labels = np.array([p.label for p in pairs])
-    chosen = best_f1_threshold(scores, labels) if threshold is None else threshold
-    return classification_metrics(scores, labels, chosen), scores
-
-
 def dev_and_test(encoder: TorchBiEncoder, dev: list[Pair], test: list[Pair]) -> dict[str, dict[str, float]]:
     """Calibrate on dev, report dev and test at that threshold."""
-    dev_metrics, _ = evaluate_split(encoder, dev)
-    test_metrics, _ = evaluate_split(encoder, test, dev_metrics["threshold"])
-    return {"dev": dev_metrics, "test": test_metrics}
-
-
-def _lr_factor(step: int, total: int, warmup_steps: int) -> float:
-    """Linear warm-up to 1, then linear decay to 0."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    return max(0.0, (total - step) / max(1, total - warmup_steps))
+    dev_scores = encoder.score_pairs([p.text_a for p in dev], [p.text_b for p in dev])
+    test_scores = encoder.score_pairs([p.text_a for p in test], [p.text_b for p in test])
+    return dev_test_report(dev_scores, np.array([p.label for p in dev]), test_scores,
+                           np.array([p.label for p in test]))
 
 
 def train_teacher(config: TeacherTrainConfig) -> dict:
@@ -89,7 +75,7 @@ def train_teacher(config: TeacherTrainConfig) -> dict:
     total = max(1, int(steps_per_epoch * config.epochs))
     warmup_steps = max(1, int(total * config.warmup))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: _lr_factor(step, total, warmup_steps))
+        optimizer, lambda step: warmup_linear_decay(step, total, warmup_steps))
 
     losses: list[float] = []
     encoder.model.train()
