@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
@@ -47,14 +48,17 @@ def main() -> None:
     parser.add_argument("--baseline", action="append", default=[], metavar="NAME=FOLDER")
     parser.add_argument("--bundle", action="append", default=[], metavar="NAME=FOLDER")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     test = load_pairs(split_path(args.data, "test"))
     labels = np.array([p.label for p in test])
     rows: list[dict] = []
     scores_of: dict[str, np.ndarray] = {}
 
-    teacher = OnnxTeacher(args.teacher, threads=2)
-    scores_of["teacher"] = teacher.score_pairs([p.text_a for p in test], [p.text_b for p in test])
+    teacher = OnnxTeacher(args.teacher, threads=args.threads)
+    scores_of["teacher"] = teacher.score_pairs([p.text_a for p in test], [p.text_b for p in test],
+                                               progress="teacher")
     teacher_metrics = args.teacher.with_name(args.teacher.name.removesuffix("-onnx")) / "metrics.json"
     teacher_info = json.loads(teacher_metrics.read_text()) if teacher_metrics.is_file() else {}
     rows.append({"row": "teacher", "threshold": teacher.threshold,
@@ -63,13 +67,18 @@ def main() -> None:
         record = json.loads((folder / "metrics.json").read_text())
         scores_of[name] = load_file(str(folder / "scores.safetensors"))["test"]
         rows.append({"row": name, "threshold": record["test"]["threshold"],
-                     "train_seconds": record.get("train_seconds"), "steps": record.get("steps")})
+                     "train_seconds": record.get("train_seconds"), "steps": record.get("steps"),
+                     "seed": record.get("seed"), "peak_rss_gib": record.get("peak_rss_gib")})
+    bundle_scores: dict[Path, np.ndarray] = {}
     for name, folder in named(args.bundle):
         bundle = load_bundle(folder)
-        scores_of[name] = student_scores(load_student(bundle), test)
-        rows.append({"row": name, "threshold": bundle.threshold,
-                     "train_seconds": bundle.manifest["training"]["train_seconds"],
-                     "steps": bundle.manifest["training"]["steps"], "seed": bundle.manifest["seed"]})
+        if folder not in bundle_scores:
+            bundle_scores[folder] = student_scores(load_student(bundle), test)
+        scores_of[name] = bundle_scores[folder]
+        training = bundle.manifest["training"]
+        rows.append({"row": name, "threshold": bundle.threshold, "train_seconds": training["train_seconds"],
+                     "steps": training["steps"], "seed": bundle.manifest["seed"],
+                     "peak_rss_gib": training["peak_rss_gib"]})
     for row in rows:
         scores = scores_of[row["row"]]
         row |= classification_metrics(scores, labels, row["threshold"])
@@ -77,13 +86,15 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "rows.json").write_text(json.dumps(rows, indent=2) + "\n")
-    lines = ["| model | test F1 [95% CI] | accuracy | ROC-AUC | threshold (dev) | steps | train time |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| model | test F1 [95% CI] | accuracy | ROC-AUC | threshold (dev) | steps | seed | train time "
+             "| peak RSS |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         low, high = row["f1_ci95"]
         seconds = f"{row['train_seconds']:.0f} s" if row.get("train_seconds") else "–"
+        rss = f"{row['peak_rss_gib']:.1f} GiB" if row.get("peak_rss_gib") else "–"
         lines.append(f"| {row['row']} | {row['f1']:.4f} [{low:.3f}, {high:.3f}] | {row['accuracy']:.4f} "
-                     f"| {row['auc']:.4f} | {row['threshold']:.3f} | {row.get('steps') or '–'} | {seconds} |")
+                     f"| {row['auc']:.4f} | {row['threshold']:.3f} | {row.get('steps') or '–'} "
+                     f"| {row.get('seed') or '–'} | {seconds} | {rss} |")
     (args.out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -7,6 +7,7 @@ A teacher folder is an ordinary transformers folder (weights and tokenizer) plus
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from models.pooling import masked_mean
@@ -52,10 +54,13 @@ class PooledEncoder(nn.Module):
         return nn.functional.normalize(masked_mean(hidden, attention_mask), dim=-1)
 
 
-def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:
-    """Indices of ``texts`` grouped into batches of similar length (longest first) to limit padding."""
+def length_sorted_batches(texts: Sequence[str], batch_size: int, progress: str | None = None
+                          ) -> list[list[int]]:
+    """Indices of ``texts`` grouped into batches of similar length (longest first) to limit padding;
+    with ``progress`` (a label) iterating them shows a progress bar on stderr."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    return batches if progress is None else tqdm(batches, desc=progress, unit="batch", file=sys.stderr)
 
 
 class TorchBiEncoder:
@@ -75,11 +80,12 @@ class TorchBiEncoder:
                               return_tensors="pt")
 
     @torch.inference_mode()
-    def embed(self, texts: Sequence[str], batch_size: int = 64, bf16: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str], batch_size: int = 64, bf16: bool = False,
+              progress: str | None = None) -> np.ndarray:
         """L2-normalized embeddings (N, D) as float32, computed in length-sorted batches."""
         self.model.eval()
         out: np.ndarray | None = None
-        for batch in length_sorted_batches(texts, batch_size):
+        for batch in length_sorted_batches(texts, batch_size, progress):
             encoded = self.tokenize([texts[i] for i in batch])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 vectors = self.model(encoded["input_ids"], encoded["attention_mask"]).float().numpy()
@@ -90,9 +96,9 @@ class TorchBiEncoder:
         return out
 
     def score_pairs(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 64,
-                    bf16: bool = False) -> np.ndarray:
+                    bf16: bool = False, progress: str | None = None) -> np.ndarray:
         """Cosine similarity of each (a, b), embedding every distinct text once."""
-        return pair_cosines(lambda texts: self.embed(texts, batch_size, bf16), texts_a, texts_b)
+        return pair_cosines(lambda texts: self.embed(texts, batch_size, bf16, progress), texts_a, texts_b)
 
 
 def pair_cosines(embed, texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:

@@ -15,8 +15,11 @@ from pathlib import Path
 
 from models.encoder_spec import EncoderSpec
 from models.hashing import sha256_file, verify_sha256
+from models.onnx_teacher import ONNX_FILE
 
 MANIFEST = "flipkd.json"
+SHIPPED_BUNDLES = Path(__file__).parent / "bundles"
+DEFAULT_BUNDLE = SHIPPED_BUNDLES / "atec"
 
 
 class BundleError(ValueError):
@@ -45,6 +48,20 @@ class Bundle:
         """The bundled ONNX teacher folder, when the bundle carries one."""
         folder = self.folder / "teacher"
         return folder if (folder / "teacher.json").is_file() else None
+
+    def find_teacher(self, explicit: Path | None = None) -> Path | None:
+        """The teacher to compare with: ``explicit``, else the bundled one, else the folder the student
+        was trained with if it is still there and its graph's sha256 is the one recorded; else None."""
+        if explicit is not None:
+            return explicit
+        if self.teacher_dir is not None:
+            return self.teacher_dir
+        recorded = (self.manifest.get("teacher") or {}).get("onnx_sha256")
+        trained_with = (self.manifest.get("config") or {}).get("teacher")
+        if recorded and trained_with and (Path(trained_with) / ONNX_FILE).is_file() \
+                and sha256_file(Path(trained_with) / ONNX_FILE) == recorded:
+            return Path(trained_with)
+        return None
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:

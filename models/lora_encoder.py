@@ -138,11 +138,11 @@ class LoraEncoder(nn.Module):
         return self.encode_hidden(self.frozen_hidden(input_ids, attention_mask), attention_mask)
 
     @torch.inference_mode()
-    def embed(self, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+    def embed(self, texts: Sequence[str], batch_size: int = 32, progress: str | None = None) -> torch.Tensor:
         """Representations (N, dim) in float32 for ``texts``, in length-sorted batches."""
         self.eval()
         out = torch.empty(len(texts), self.dim)
-        for batch in length_sorted_batches(texts, batch_size):
+        for batch in length_sorted_batches(texts, batch_size, progress):
             out[batch] = self(**self.tokenize([texts[i] for i in batch])).cpu()
         return out
 

@@ -57,10 +57,10 @@ class OnnxTeacher:
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
         }
 
-    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def embed(self, texts: Sequence[str], batch_size: int = 32, progress: str | None = None) -> np.ndarray:
         """Unit-length embeddings (N, D), computed in length-sorted batches."""
         out: np.ndarray | None = None
-        for batch in length_sorted_batches(texts, batch_size):
+        for batch in length_sorted_batches(texts, batch_size, progress):
             (vectors,) = self.session.run(None, self.tokenize([texts[i] for i in batch]))
             if out is None:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
@@ -68,6 +68,7 @@ class OnnxTeacher:
         assert out is not None, "embed() needs at least one text"
         return out
 
-    def score_pairs(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def score_pairs(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32,
+                    progress: str | None = None) -> np.ndarray:
         """Cosine similarity of each (a, b)."""
-        return pair_cosines(lambda texts: self.embed(texts, batch_size), texts_a, texts_b)
+        return pair_cosines(lambda texts: self.embed(texts, batch_size, progress), texts_a, texts_b)

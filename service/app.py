@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from models.bundle import Bundle, load_bundle
+from models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from service.batched_engine import BatchedEngine
 from service.batching import BatcherStopped, BatchPolicy, QueueFull
 from service.engines import Engine, StudentEngine, TeacherEngine
@@ -59,6 +59,7 @@ class ServiceState:
     settings: Settings
     metrics: ServiceMetrics
     bundle: Bundle
+    teacher_folder: Path | None = None
     student: BatchedEngine | None = None
     teacher: BatchedEngine | None = None
     load_error: str | None = None
@@ -67,10 +68,6 @@ class ServiceState:
     @property
     def ready(self) -> bool:
         return self.student is not None and (self.teacher is not None or self.teacher_folder is None)
-
-    @property
-    def teacher_folder(self) -> Path | None:
-        return self.settings.teacher or self.bundle.teacher_dir
 
 
 class ServiceUnavailable(Exception):
@@ -139,11 +136,9 @@ class MatchJob:
 def create_app(settings: Settings, factories: EngineFactories | None = None) -> FastAPI:
     """The app for ``settings``; models start loading when the app starts."""
     factories = factories or EngineFactories()
-    if settings.bundle is None:
-        raise ValueError("no bundle given: set FLIPKD_BUNDLE or pass --bundle")
-    bundle = load_bundle(settings.bundle)
+    bundle = load_bundle(settings.bundle or DEFAULT_BUNDLE)
     metrics = ServiceMetrics()
-    state = ServiceState(settings, metrics, bundle)
+    state = ServiceState(settings, metrics, bundle, bundle.find_teacher(settings.teacher))
     metrics.model_info.info({"bundle": str(bundle.folder), "base_model": bundle.base_model,
                              "encoder": json.dumps(bundle.manifest["encoder"], sort_keys=True),
                              "threshold": f"{bundle.threshold:.6f}"})

@@ -62,7 +62,7 @@ def exported_teacher(trained_teacher, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_config(exported_teacher, tmp_path_factory) -> Path:
-    """configs/smoke.yaml pointed at the session's teacher and the repository's data."""
+    """configs/smoke.yaml pointed at the suite's teacher and the repository's data."""
     path = tmp_path_factory.mktemp("config") / "smoke.yaml"
     text = (REPO / "configs" / "smoke.yaml").read_text()
     text = text.replace("runs/teacher-mqp-minilm-onnx", str(exported_teacher))
@@ -73,7 +73,7 @@ def smoke_config(exported_teacher, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def student_bundle(smoke_config, smollm_dir, tmp_path_factory) -> Path:
-    """A SmolLM2-135M FlipKD bundle distilled for a few steps from the session's teacher (fp32)."""
+    """A SmolLM2-135M FlipKD bundle distilled for a few steps from the suite's teacher (fp32)."""
     from training.bundle_build import build_bundle
     from training.distill_config import load_config
 

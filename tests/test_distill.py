@@ -1,4 +1,4 @@
-"""Distillation on real small weights: SmolLM2-135M student, the session's fine-tuned MiniLM teacher."""
+"""Distillation on real small weights: SmolLM2-135M student, the suite's fine-tuned MiniLM teacher."""
 
 import json
 import random
@@ -13,8 +13,10 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from models.bundle import BundleError, load_bundle
+from training.data import load_pairs
 from training.distill import stratified_batches, train_student
 from training.distill_config import load_config
+from training.teacher_scores import score_cache_path, teacher_scores
 
 from .conftest import REPO
 
@@ -24,6 +26,28 @@ def test_batches_hold_both_classes():
     batches = stratified_batches(labels, 10, random.Random(0))
     assert sorted(i for batch in batches for i in batch) == list(range(100))
     assert all(0 < labels[batch].sum() < len(batch) for batch in batches)
+
+
+def test_config_selects_train_range_and_dev_prefix(smoke_config):
+    overrides = ["train.train_offset=100", "train.train_limit=50", "train.dev_limit=40"]
+    config = load_config(smoke_config, overrides)
+    train = load_pairs(config.data / "train.jsonl")
+    assert config.pairs("train") == train[100:150]
+    assert config.pairs("dev") == load_pairs(config.data / "dev.jsonl")[:40]
+    assert len(config.pairs("test")) == len(load_pairs(config.data / "test.jsonl"))
+
+
+def test_teacher_scores_of_a_range_match_the_whole_file(exported_teacher, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLIPKD_HOME", str(tmp_path))
+    lines = (REPO / "data/medical_question_pairs/dev.jsonl").read_text().splitlines()[:30]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    whole = teacher_scores(data, exported_teacher)
+    part = teacher_scores(data, exported_teacher, selection=slice(10, 20))
+    np.testing.assert_allclose(part, whole[10:20], atol=1e-5)
+    whole_key = score_cache_path(data, exported_teacher)
+    assert score_cache_path(data, exported_teacher, slice(10, 20)) != whole_key
+    assert score_cache_path(data, exported_teacher, slice(0, None)) == whole_key
 
 
 def test_bundle_is_plain_peft_with_manifest_and_checksums(student_bundle, smollm_dir):

@@ -1,4 +1,4 @@
-"""The HTTP service on a real uvicorn on loopback, with the session's SmolLM2 bundle and ONNX teacher."""
+"""The HTTP service on a real uvicorn on loopback, with the suite's SmolLM2 bundle and ONNX teacher."""
 
 from __future__ import annotations
 

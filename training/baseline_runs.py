@@ -1,13 +1,14 @@
 """``flipkd baseline``: run a baseline on a distillation config's data, base model and training budget.
 
 Writes ``metrics.json``: dev and test metrics (threshold calibrated on dev), pairs, steps, wall time,
-seed and command, and ``scores.safetensors`` (``dev`` and ``test`` scores, for bootstrap intervals and
-plots); the SFT baseline also saves its adapter in the same folder.
+peak resident memory, seed and command, and ``scores.safetensors`` (``dev`` and ``test`` scores, for
+bootstrap intervals and plots); the SFT baseline also saves its adapter in the same folder.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from training.metrics import dev_test_report
 
 def run_baseline(kind: str, config: DistillConfig, out: Path) -> dict:
     base = resolve_model(config.base)
-    dev = load_pairs(split_path(config.data, "dev"))
+    dev = config.pairs("dev")
     test = load_pairs(split_path(config.data, "test"))
     started = time.perf_counter()
     record: dict = {"kind": kind, "base": config.base, "data": str(config.data), "seed": config.train.seed,
@@ -33,7 +34,7 @@ def run_baseline(kind: str, config: DistillConfig, out: Path) -> dict:
         model = ZeroShotLLM(base, config.encoder.max_length)
         dev_scores, test_scores = model.score_pairs(dev), model.score_pairs(test)
     else:
-        train = load_pairs(split_path(config.data, "train"), config.train.train_limit)
+        train = config.pairs("train")
         matcher = GenerativeMatcher(base, rank=config.encoder.rank)
         training = matcher.train(train, config.train.epochs, config.train.batch_size, config.train.lr,
                                  config.train.seed)
@@ -46,6 +47,7 @@ def run_baseline(kind: str, config: DistillConfig, out: Path) -> dict:
     record |= dev_test_report(dev_scores, np.array([p.label for p in dev]), test_scores,
                               np.array([p.label for p in test]))
     record["wall_seconds"] = round(time.perf_counter() - started, 1)
+    record["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     Path(out).mkdir(parents=True, exist_ok=True)
     save_file({"dev": dev_scores.astype(np.float32), "test": test_scores.astype(np.float32)},
               str(Path(out) / "scores.safetensors"))

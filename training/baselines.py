@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,9 +41,10 @@ class ZeroShotLLM:
         self.max_length = max_length
 
     @torch.inference_mode()
-    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def embed(self, texts: Sequence[str], batch_size: int = 32, progress: str | None = "zero-shot"
+              ) -> np.ndarray:
         out = np.empty((len(texts), self.body.config.hidden_size), dtype=np.float32)
-        for batch in length_sorted_batches(texts, batch_size):
+        for batch in length_sorted_batches(texts, batch_size, progress):
             encoded = self.tokenizer([texts[i] for i in batch], padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="pt")
             hidden = self.body(**encoded, use_cache=False).last_hidden_state.float()
@@ -83,7 +83,7 @@ class GenerativeMatcher:
         self.model.eval()
         scores = np.empty(len(pairs), dtype=np.float32)
         lengths = [f"{p.text_a}{p.text_b}" for p in pairs]
-        for batch in tqdm(length_sorted_batches(lengths, batch_size), desc="score", file=sys.stderr):
+        for batch in length_sorted_batches(lengths, batch_size, progress="sft score"):
             logits = self.answer_logits([pairs[i] for i in batch])
             scores[batch] = torch.softmax(logits[:, [self.yes_id, self.no_id]], dim=-1)[:, 0].numpy()
         return scores

@@ -20,7 +20,7 @@ from models.bundle import write_manifest
 from models.hashing import sha256_file
 from models.onnx_teacher import ONNX_FILE
 from models.provision import PROVENANCE, resolve_model
-from training.data import file_sha256, load_pairs, split_path
+from training.data import file_sha256, split_path
 from training.distill import train_student
 from training.distill_config import DistillConfig
 from training.metrics import best_f1_threshold, classification_metrics
@@ -50,7 +50,7 @@ def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bf
     result = train_student(config, out, dtype)
     if dist.is_initialized() and dist.get_rank() != 0:
         return None
-    dev = load_pairs(split_path(config.data, "dev"))
+    dev = config.pairs("dev")
     dev_scores = student_scores(result.student, dev)
     dev_labels = np.array([p.label for p in dev])
     threshold = best_f1_threshold(dev_scores, dev_labels)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from models.lora_encoder import LoraEncoder
 from models.provision import resolve_model
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.data import Pair, load_pairs, split_path
+from training.data import Pair, split_path
 from training.distill_config import DistillConfig, LossConfig
 from training.hidden_cache import HiddenCache
 from training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
@@ -83,21 +83,18 @@ class TrainingData:
 
 
 def prepare_data(config: DistillConfig) -> TrainingData:
-    """Training pairs (first ``train_limit``), their teacher scores, and the dual-threshold filter."""
-    train_file = split_path(config.data, "train")
-    pairs = load_pairs(train_file)
+    """Training pairs (the config's selection), their teacher scores, and the dual-threshold filter."""
+    selection = config.train.selection("train")
+    pairs = config.pairs("train")
     labels = np.array([p.label for p in pairs])
     if config.teacher is None:
-        scores = np.zeros(len(pairs), dtype=np.float32)
-    else:
-        scores = teacher_scores(train_file, config.teacher, pairs=pairs)
-    limit = config.train.train_limit or len(pairs)
-    pairs, labels, scores = pairs[:limit], labels[:limit], scores[:limit]
-    if not (config.filter.enabled and config.teacher is not None):
+        return TrainingData(pairs, labels, np.zeros(len(pairs), dtype=np.float32))
+    scores = teacher_scores(split_path(config.data, "train"), config.teacher, selection=selection)
+    if not config.filter.enabled:
         return TrainingData(pairs, labels, scores)
-    dev_file = split_path(config.data, "dev")
-    dev_scores = teacher_scores(dev_file, config.teacher)
-    dev_labels = np.array([p.label for p in load_pairs(dev_file)])
+    dev_scores = teacher_scores(split_path(config.data, "dev"), config.teacher,
+                                selection=config.train.selection("dev"))
+    dev_labels = np.array([p.label for p in config.pairs("dev")])
     keep, report = dual_threshold_mask(scores, labels,
                                        *choose_thresholds(dev_scores, dev_labels, config.filter.quantile))
     kept = [pair for pair, k in zip(pairs, keep, strict=True) if k]

@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 
 from models.encoder_spec import EncoderSpec
+from training.data import Pair, load_pairs, split_path
 
 LossKind = Literal["flipkd", "contrastive"]
 
@@ -42,10 +43,20 @@ class TrainConfig:
     grad_accum: int = 1
     lr: float = 2e-4
     warmup: float = 0.05
+    train_offset: int = 0
     train_limit: int | None = None
+    dev_limit: int | None = None
     seed: int = 13
     checkpoint_every: int = 100
     cache_hidden: bool = True
+
+    def selection(self, split: str) -> slice:
+        """Pairs used of a split: train [train_offset, train_offset + train_limit), dev the first
+        ``dev_limit`` (threshold calibration and the filter's thresholds), test all of it."""
+        if split == "train":
+            stop = None if self.train_limit is None else self.train_offset + self.train_limit
+            return slice(self.train_offset, stop)
+        return slice(None, self.dev_limit) if split == "dev" else slice(None)
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,10 @@ class DistillConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def pairs(self, split: str) -> list[Pair]:
+        """The pairs of ``split`` this run uses (see :meth:`TrainConfig.selection`)."""
+        return load_pairs(split_path(self.data, split))[self.train.selection(split)]
 
     def to_json(self) -> dict:
         teacher = str(self.teacher) if self.teacher else None

@@ -45,8 +45,8 @@ class TeacherTrainConfig:
 
 def dev_and_test(encoder: TorchBiEncoder, dev: list[Pair], test: list[Pair]) -> dict[str, dict[str, float]]:
     """Calibrate on dev, report dev and test at that threshold."""
-    dev_scores = encoder.score_pairs([p.text_a for p in dev], [p.text_b for p in dev])
-    test_scores = encoder.score_pairs([p.text_a for p in test], [p.text_b for p in test])
+    dev_scores = encoder.score_pairs([p.text_a for p in dev], [p.text_b for p in dev], progress="dev")
+    test_scores = encoder.score_pairs([p.text_a for p in test], [p.text_b for p in test], progress="test")
     return dev_test_report(dev_scores, np.array([p.label for p in dev]), test_scores,
                            np.array([p.label for p in test]))
 
