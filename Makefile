@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install teacher serve test lint clean-venv
+.PHONY: install teacher serve test lint check-deploy clean-venv
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing (torch 2.13.0 CPU first)"
@@ -36,13 +36,18 @@ $(TEACHER)-onnx/export.json: $(TEACHER)/metrics.json
 serve: teacher
 	FLIPKD_SHADOW_SHARE=$(SHADOW_SHARE) $(BIN)/flipkd serve --teacher $(TEACHER)-onnx
 
-## The test suite (provisions the small base models it needs on first run).
+## The test suite (provisions the small base models it needs on first run), after lint and the
+## deployment checks (chart rendered and validated against the Kubernetes schemas, Dockerfile linted).
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python scripts/check_deploy.py
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+check-deploy: $(STAMP)
+	$(BIN)/python scripts/check_deploy.py
 
 clean-venv:
 	rm -rf $(VENV)

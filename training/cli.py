@@ -1,4 +1,4 @@
-"""The ``flipkd`` command line: provisioning, teacher training and export."""
+"""The ``flipkd`` command line: provisioning, teachers, distillation, baselines, evaluation, serving."""
 
 from __future__ import annotations
 
@@ -78,6 +78,23 @@ def _serve(args: argparse.Namespace) -> None:
     serve(Settings(**overrides))
 
 
+def _healthcheck(args: argparse.Namespace) -> None:
+    """Exit 0 when the local server's /healthz answers 200 (the container's HEALTHCHECK)."""
+    import urllib.error
+    import urllib.request
+
+    from service.settings import Settings
+
+    url = f"http://127.0.0.1:{Settings().port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            status = response.status
+    except (urllib.error.URLError, TimeoutError) as error:
+        raise RuntimeError(f"{url}: {error}") from None
+    if status != 200:
+        raise RuntimeError(f"{url}: HTTP {status}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flipkd", description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
@@ -137,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="exported teacher folder to compare with")
     evaluate.add_argument("--json", action="store_true", help="one compact JSON object on stdout")
     evaluate.set_defaults(run=_evaluate)
+
+    healthcheck = commands.add_parser("healthcheck", help="exit 0 when the local server is alive")
+    healthcheck.add_argument("--timeout", type=float, default=3.0)
+    healthcheck.set_defaults(run=_healthcheck)
     return parser
 
 
