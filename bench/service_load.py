@@ -1,14 +1,18 @@
-"""Load benchmark of the service on loopback: throughput and latency by concurrency, batching on vs off.
+"""Load benchmark of the service on loopback: throughput and latency by concurrency; batching on vs off;
+student vs teacher; the embedding cache on repeated texts; tokens/s against the CPU's bf16 matmul rate.
 
-Usage: python bench/service_load.py --bundle DIR --teacher DIR --data data/atec/test.jsonl \
-           --requests 400 --out bench/results/service_load
+Usage: python bench/service_load.py --data data/atec/test.jsonl --teacher runs/teacher-atec-e5-onnx \
+           --requests 600 --out bench/results/service_load_atec      [--bundle DIR: default bundle]
 
-For each scenario a fresh server (real uvicorn, this process) is started and warmed up; a bounded
-closed-loop generator keeps ``concurrency`` requests in flight until ``--requests`` pairs have been
-answered (one pair per /match request, texts from the data file, cache off so every text is embedded).
-Also measured in the same run: the bare model's best batched forward throughput on the same texts
-(batch sizes 1..64) and one-at-a-time serving (``max_batch_size=1``). Writes ``results.json`` and
-``latency_throughput.png``.
+Each scenario starts a fresh server (real uvicorn, in this process) and warms it up; a bounded closed-loop
+generator keeps ``concurrency`` requests in flight until ``--requests`` pairs are answered (one pair per
+/match request). Scenarios (cache off unless said):
+- ``batched``: the dynamic batcher as configured; ``one_at_a_time``: ``max_batch_size=1``;
+- ``teacher``: every request served by the ONNX teacher (``ab_share=1``);
+- ``repeated_cache_on`` / ``repeated_cache_off``: a workload drawing its pairs from 50 distinct pairs.
+Also measured in the same run: the bare student's batched forward throughput on the same texts (batch
+sizes 1..64, no HTTP, no queue) and its tokens/s as a share of the bf16 matmul rate
+(2 x parameters of the layers run x tokens/s / rate). Writes ``results.json`` and ``latency_throughput.png``.
 """
 
 from __future__ import annotations
@@ -16,34 +20,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
-import threading
+import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import matplotlib
+import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matmul_rate import bf16_matmul_gflops, transformer_gflop_per_token  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from models.bundle import load_bundle  # noqa: E402
+from models.bundle import DEFAULT_BUNDLE, load_bundle  # noqa: E402
 from service.engines import StudentEngine  # noqa: E402
-from service.server import build_server  # noqa: E402
+from service.server import free_port, running_server  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.data import load_pairs  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int, route: str) -> dict:
-    """``concurrency`` workers each send one request at a time until every pair is answered."""
+async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
+                      on_answer: Callable[[], None] | None = None) -> dict:
+    """``concurrency`` workers each send one /match request at a time until every pair is answered;
+    ``on_answer`` runs after each response."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     cursor = iter(range(len(pairs)))
@@ -52,94 +54,119 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
     async def worker(client: httpx.AsyncClient) -> None:
         for index in cursor:
             a, b = pairs[index]
-            body = {"pair": {"text_a": a, "text_b": b}} if route == "/match" else {"texts": [a, b]}
             started = time.perf_counter()
-            response = await client.post(f"{base}{route}", json=body)
+            response = await client.post(f"{base}/match", json={"pair": {"text_a": a, "text_b": b}})
             latencies.append(time.perf_counter() - started)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if on_answer is not None:
+                on_answer()
 
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     ms = np.array(latencies) * 1000
-    return {"concurrency": concurrency, "requests": len(latencies), "seconds": elapsed,
+    return {"concurrency": concurrency, "requests": len(latencies), "seconds": round(elapsed, 2),
             "pairs_per_s": len(latencies) / elapsed, "texts_per_s": 2 * len(latencies) / elapsed,
             "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
             "p99_ms": float(np.percentile(ms, 99)), "statuses": statuses}
 
 
-def run_scenario(settings: Settings, pairs: list[tuple[str, str]], concurrencies: list[int],
-                 route: str = "/match") -> list[dict]:
-    server = build_server(settings, graceful_timeout_s=30)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{settings.port}"
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    asyncio.run(closed_loop(base, pairs[:16], 4, route))  # warm the HTTP path
-    rows = [asyncio.run(closed_loop(base, pairs, c, route)) for c in tqdm(concurrencies, desc="concurrency")]
-    server.should_exit = True
-    thread.join(timeout=60)
-    return rows
+def run_scenario(settings: Settings, pairs: list[tuple[str, str]], concurrencies: list[int], name: str
+                 ) -> list[dict]:
+    with running_server(settings, graceful_timeout_s=30) as base:
+        asyncio.run(closed_loop(base, pairs[-16:], 4))  # warm the HTTP path
+        return [asyncio.run(closed_loop(base, pairs, c)) for c in tqdm(concurrencies, desc=name)]
 
 
-def bare_model_throughput(bundle_dir: Path, texts: list[str]) -> dict:
-    """Texts/s of the student's own batched forward (no HTTP, no queue), best over batch sizes."""
-    engine = StudentEngine(load_bundle(bundle_dir))
+def bare_model(engine: StudentEngine, texts: list[str], rate_gflops: float) -> dict:
+    """Texts/s and tokens/s of the student's own batched forward (no HTTP, no queue), by batch size."""
     engine.embed(texts[:8])
-    best = {}
+    tokens = engine.token_counts(texts)
+    encoder = engine.encoder
+    gflop = transformer_gflop_per_token(list(encoder.body.layers))
+    by_size = {}
     for size in (1, 8, 16, 32, 64):
-        batches = [texts[i:i + size] for i in range(0, min(len(texts), 256), size)]
+        batches = [list(range(i, min(i + size, len(texts)))) for i in range(0, min(len(texts), 512), size)]
         started = time.perf_counter()
         for batch in batches:
-            engine.embed(batch)
-        best[size] = sum(len(b) for b in batches) / (time.perf_counter() - started)
-    return {"texts_per_s_by_batch": best, "best_texts_per_s": max(best.values())}
+            engine.embed([texts[i] for i in batch])
+        seconds = time.perf_counter() - started
+        done = sum(len(b) for b in batches)
+        tokens_per_s = sum(tokens[i] for b in batches for i in b) / seconds
+        by_size[size] = {"texts_per_s": done / seconds, "tokens_per_s": tokens_per_s,
+                         "share_of_bf16_rate": gflop * tokens_per_s / rate_gflops}
+    best = max(by_size, key=lambda s: by_size[s]["texts_per_s"])
+    return {"by_batch_size": by_size, "best_batch_size": best,
+            "best_texts_per_s": by_size[best]["texts_per_s"], "mean_tokens_per_text": float(np.mean(tokens)),
+            "gflop_per_token": gflop}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     parser.add_argument("--teacher", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
     common = {"bundle": args.bundle, "teacher": args.teacher, "cache_size": 0, "max_queue": 100_000,
-              "deadline_s": 120.0, "fallback": False}
-    result: dict = {"data": str(args.data), "requests": len(pairs)}
-    result["bare_model"] = bare_model_throughput(args.bundle, [t for pair in pairs for t in pair])
-    result["batched"] = run_scenario(Settings(port=free_port(), **common), pairs, args.concurrency)
-    result["one_at_a_time"] = run_scenario(Settings(port=free_port(), max_batch_size=1, **common), pairs,
-                                           args.concurrency)
-    result["teacher_ab"] = run_scenario(Settings(port=free_port(), ab_share=1.0, **common), pairs,
-                                        args.concurrency)
+              "deadline_s": 300.0, "fallback": False, "torch_threads": args.threads}
+    rate = bf16_matmul_gflops()
+    result: dict = {"bundle": str(args.bundle), "data": str(args.data), "requests": len(pairs),
+                    "threads": args.threads, "bf16_matmul_gflops": rate}
+    texts = [text for pair in pairs for text in pair]
+    result["bare_model"] = bare_model(StudentEngine(load_bundle(args.bundle)), texts, rate)
+    defaults = Settings(**common)
+    result["batching"] = {"max_batch_size": defaults.max_batch_size, "max_wait_ms": defaults.max_wait_ms,
+                          "max_batch_tokens": defaults.max_batch_tokens}
+    scenarios = {
+        "batched": ({}, pairs),
+        "one_at_a_time": ({"max_batch_size": 1}, pairs),
+        "teacher": ({"ab_share": 1.0}, pairs),
+        "repeated_cache_off": ({}, random.Random(0).choices(pairs[:50], k=len(pairs))),
+        "repeated_cache_on": ({"cache_size": 10_000}, random.Random(0).choices(pairs[:50], k=len(pairs))),
+    }
+    for name, (overrides, workload) in scenarios.items():
+        settings = Settings(**(common | overrides | {"port": free_port()}))
+        concurrencies = args.concurrency if name in ("batched", "one_at_a_time", "teacher") else [32]
+        result[name] = run_scenario(settings, workload, concurrencies, name)
+    bare_best = result["bare_model"]["best_texts_per_s"]
+    full_batch_s = defaults.max_batch_size / result["bare_model"]["by_batch_size"][32]["texts_per_s"]
+    at = {name: {r["concurrency"]: r for r in result[name]} for name in ("batched", "one_at_a_time")}
+    result["goals"] = {
+        "c32_share_of_bare_best": at["batched"][32]["texts_per_s"] / bare_best,
+        "c32_batched_over_one_at_a_time": at["batched"][32]["texts_per_s"]
+        / at["one_at_a_time"][32]["texts_per_s"],
+        "p99_bound_ms": 2000 * (defaults.max_wait_ms / 1000 + full_batch_s),
+        "c32_p99_ms": at["batched"][32]["p99_ms"],
+        "cache_speedup_on_repeats": result["repeated_cache_on"][0]["texts_per_s"]
+        / result["repeated_cache_off"][0]["texts_per_s"],
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for name in ("batched", "one_at_a_time", "teacher_ab"):
+    for name in ("batched", "one_at_a_time", "teacher"):
         rows = result[name]
         left.plot([r["concurrency"] for r in rows], [r["texts_per_s"] for r in rows], marker="o", label=name)
         right.plot([r["concurrency"] for r in rows], [r["p99_ms"] for r in rows], marker="o", label=name)
-    left.axhline(result["bare_model"]["best_texts_per_s"], color="grey", ls="--", label="bare model")
-    left.set_xlabel("concurrency")
-    left.set_ylabel("texts / s")
-    right.set_xlabel("concurrency")
-    right.set_ylabel("p99 latency (ms)")
-    left.legend(fontsize=7)
-    right.legend(fontsize=7)
+    left.axhline(bare_best, color="grey", ls="--", label="bare student, best batch")
+    right.axhline(result["goals"]["p99_bound_ms"], color="grey", ls="--", label="2 x (max wait + full batch)")
+    for axis, label in ((left, "texts / s"), (right, "p99 latency (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrent requests")
+        axis.set_ylabel(label)
+        axis.legend(fontsize=7)
+    right.set_yscale("log")
+    figure.suptitle(f"{args.bundle.name} bundle, {args.threads} threads, {args.data}", fontsize=9)
     figure.tight_layout()
     figure.savefig(args.out / "latency_throughput.png", dpi=120)
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result["goals"], indent=2))
 
 
 if __name__ == "__main__":

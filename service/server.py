@@ -1,7 +1,18 @@
 """Run the app under uvicorn. SIGTERM stops intake and waits for the requests in flight (uvicorn's
-graceful shutdown, bounded by ``graceful_timeout_s``); the engines then drain their queues."""
+graceful shutdown, bounded by ``graceful_timeout_s``); the engines then drain their queues.
+
+``running_server`` runs one in a thread of this process (benchmarks, tests, embedding in a program).
+"""
 
 from __future__ import annotations
+
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import uvicorn
@@ -21,3 +32,40 @@ def build_server(settings: Settings, factories: EngineFactories | None = None,
 
 def serve(settings: Settings) -> None:
     build_server(settings).run()
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(base: str, timeout: float = 240.0) -> None:
+    """Poll ``{base}/readyz`` until it answers 200; TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{base} did not become ready within {timeout:.0f} s")
+
+
+@contextmanager
+def running_server(settings: Settings, factories: EngineFactories | None = None,
+                   graceful_timeout_s: float = 10.0) -> Iterator[str]:
+    """A real uvicorn serving the app in a thread of this process; yields its base URL once ready."""
+    server = build_server(settings, factories, graceful_timeout_s)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{settings.port}"
+    try:
+        wait_ready(base)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=graceful_timeout_s + 30)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,6 @@ DATA = REPO / "data"
 
 THREADS = int(os.environ.get("FLIPKD_TEST_THREADS", "2"))
 torch.set_num_threads(THREADS)
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

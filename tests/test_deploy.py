@@ -21,9 +21,9 @@ from scripts.check_deploy import (
     render,
     validate,
 )
+from service.server import free_port, wait_ready
 
-from .conftest import THREADS, free_port
-from .test_service_http import wait_ready
+from .conftest import THREADS
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -9,7 +9,9 @@ import sys
 import pytest
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from .conftest import REPO, free_port
+from service.server import free_port
+
+from .conftest import REPO
 
 
 @pytest.fixture(scope="module")

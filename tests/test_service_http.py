@@ -7,10 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,40 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import EngineFactories
 from service.engines import StudentEngine
-from service.server import build_server
+from service.server import free_port, running_server, wait_ready
 from service.settings import Settings
 
-from .conftest import REPO, THREADS, free_port
+from .conftest import REPO, THREADS
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def wait_ready(base: str, timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{base} did not become ready")
-
-
-@contextmanager
-def running(settings: Settings, factories: EngineFactories | None = None) -> Iterator[str]:
-    """A real uvicorn serving the app in a thread; yields its base URL."""
-    server = build_server(settings, factories, graceful_timeout_s=10)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{settings.port}"
-    try:
-        wait_ready(base)
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def settings_for(bundle: Path, teacher: Path, **extra) -> Settings:
@@ -65,7 +36,7 @@ def server(student_bundle, exported_teacher, tmp_path_factory) -> Iterator[tuple
     log = tmp_path_factory.mktemp("shadow") / "disagreements.jsonl"
     settings = settings_for(student_bundle, exported_teacher, api_key=KEY, shadow_share=1.0, shadow_log=log,
                             max_texts=8, max_text_chars=200, overlong="reject", max_body_bytes=20_000)
-    with running(settings) as base:
+    with running_server(settings) as base:
         yield base, log
 
 
@@ -207,7 +178,7 @@ class FailingStudent(StudentEngine):
 
 def test_failing_student_is_covered_by_the_teacher(student_bundle, exported_teacher):
     settings = settings_for(student_bundle, exported_teacher)
-    with running(settings, EngineFactories(student=FailingStudent)) as base:
+    with running_server(settings, EngineFactories(student=FailingStudent)) as base:
         before = scrape(base).get(("flipkd_fallbacks_total", (("reason", "error"),)), 0)
         response = post(base, "/match", {"pair": {"text_a": "fever", "text_b": "high temperature"}})
         assert response.status_code == 200
@@ -226,7 +197,7 @@ def test_full_queue_answers_429_with_retry_after(student_bundle, exported_teache
             bodies = [{"texts": [f"distinct text number {i} about symptoms"]} for i in range(40)]
             return await asyncio.gather(*(client.post(f"{base}/embed", json=b) for b in bodies))
 
-    with running(settings) as base:
+    with running_server(settings) as base:
         responses = asyncio.run(flood(base))
     statuses = [r.status_code for r in responses]
     assert 429 in statuses and 200 in statuses and set(statuses) <= {200, 429}

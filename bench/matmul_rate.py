@@ -1,0 +1,26 @@
+"""The CPU's bf16 matrix-multiply rate, the yardstick for model throughput figures."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+def bf16_matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Best GFLOP/s (2 n^3 / t) of a few bf16 n x n products on torch's current threads."""
+    a = torch.randn(size, size, dtype=torch.bfloat16)
+    b = torch.randn(size, size, dtype=torch.bfloat16)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def transformer_gflop_per_token(layers: list[torch.nn.Module]) -> float:
+    """Forward GFLOP per token of a stack of transformer layers: 2 x their parameters (attention scores
+    over short texts are negligible next to the projections)."""
+    return 2 * sum(p.numel() for layer in layers for p in layer.parameters()) / 1e9
