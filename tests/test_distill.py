@@ -12,11 +12,14 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from models.bundle import BundleError, load_bundle
+from models.bundle import BundleError, load_bundle, write_manifest
+from training.bundle_build import publish_bundle
 from training.data import load_pairs
 from training.distill import stratified_batches, train_student
 from training.distill_config import load_config
+from training.teacher_rebuild import ensure_teacher
 from training.teacher_scores import score_cache_path, teacher_scores
+from training.teacher_train import TeacherTrainConfig
 
 from .conftest import REPO
 
@@ -112,3 +115,40 @@ def test_resume_continues_from_the_checkpoint(smoke_config, smollm_dir, tmp_path
     for name, parameter in resumed.student.named_parameters():
         if parameter.requires_grad:
             torch.testing.assert_close(parameter, weights[name], rtol=1e-4, atol=1e-6)
+
+
+def test_publish_copies_a_verified_bundle_without_its_checkpoint(student_bundle, tmp_path):
+    published = publish_bundle(student_bundle, tmp_path / "published")
+    assert set(published["files"]) <= {"adapter_config.json", "adapter_model.safetensors", "loss_curve.png"}
+    assert "adapter_model.safetensors" in published["files"]
+    assert load_bundle(tmp_path / "published").threshold == load_bundle(student_bundle).threshold
+
+
+def test_a_missing_teacher_is_rebuilt_from_the_recorded_recipe(student_bundle, tmp_path):
+    folder = tmp_path / "bundle"
+    shutil.copytree(student_bundle, folder)
+    manifest = {k: v for k, v in load_bundle(folder).manifest.items() if k != "files"}
+    manifest["config"] = {**manifest["config"], "teacher": str(tmp_path / "gone-onnx")}
+    manifest["teacher"] = {**manifest["teacher"], "recipe": TeacherTrainConfig(
+        data=REPO / "data/medical_question_pairs", base="all-MiniLM-L6-v2", out=tmp_path,
+        epochs=1, batch_size=16, train_limit=32).recipe()}
+    write_manifest(folder, manifest)
+    bundle = load_bundle(folder)
+    assert bundle.find_teacher() is None
+    first = ensure_teacher(bundle, tmp_path / "rebuilt-onnx", int8=False)
+    assert first["rebuilt"] and first["sha256"] != first["recorded_sha256"]
+    assert (tmp_path / "rebuilt-onnx" / "export.json").is_file()
+    assert json.loads((tmp_path / "rebuilt" / "metrics.json").read_text())["train_pairs"] == 32
+    again = ensure_teacher(bundle, tmp_path / "rebuilt-onnx", int8=False)
+    assert again["sha256"] == first["sha256"]
+
+
+def test_a_missing_teacher_without_recipe_is_a_clear_error(student_bundle, tmp_path):
+    folder = tmp_path / "bundle"
+    shutil.copytree(student_bundle, folder)
+    manifest = {k: v for k, v in load_bundle(folder).manifest.items() if k != "files"}
+    manifest["config"] = {**manifest["config"], "teacher": str(tmp_path / "gone-onnx")}
+    manifest["teacher"] = {**manifest["teacher"], "recipe": None}
+    write_manifest(folder, manifest)
+    with pytest.raises(ValueError, match="no recipe"):
+        ensure_teacher(load_bundle(folder), tmp_path / "rebuilt-onnx")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from models.bundle import write_manifest
+from models.bundle import load_bundle, write_manifest
 from models.hashing import sha256_file
 from models.onnx_teacher import ONNX_FILE
 from models.provision import PROVENANCE, resolve_model
@@ -26,6 +26,9 @@ from training.distill_config import DistillConfig
 from training.metrics import best_f1_threshold, classification_metrics
 from training.plots import plot_loss_curve
 from training.student_scores import student_scores
+from training.teacher_rebuild import teacher_recipe
+
+BUNDLE_FILES = ("adapter_config.json", "adapter_model.safetensors", "loss_curve.png")
 
 
 def base_identity(base: str) -> dict:
@@ -39,9 +42,10 @@ def base_identity(base: str) -> dict:
 
 
 def teacher_identity(teacher: Path) -> dict:
-    """Folder name, graph hash, threshold and (when known) what the teacher was trained on."""
+    """Folder name, graph hash, threshold and (when known) the recipe it was trained with."""
     config = json.loads((teacher / "teacher.json").read_text())
-    return {"folder": teacher.name, "onnx_sha256": sha256_file(teacher / ONNX_FILE), **config}
+    return {"folder": teacher.name, "onnx_sha256": sha256_file(teacher / ONNX_FILE), **config,
+            "recipe": teacher_recipe(teacher)}
 
 
 def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bfloat16) -> dict | None:
@@ -80,3 +84,20 @@ def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bf
     }
     write_manifest(out, manifest)
     return manifest
+
+
+def publish_bundle(source: Path, out: Path) -> dict:
+    """Copy a verified bundle's files (no checkpoint) to ``out`` and rewrite its manifest there, with the
+    teacher identity refreshed from the teacher folder when it is still present (adds its recipe)."""
+    bundle = load_bundle(source)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in BUNDLE_FILES:
+        if (bundle.folder / name).is_file():
+            shutil.copy2(bundle.folder / name, out / name)
+    manifest = {key: value for key, value in bundle.manifest.items() if key != "files"}
+    teacher = bundle.find_teacher()
+    if teacher is not None and teacher != bundle.teacher_dir:
+        manifest["teacher"] = teacher_identity(teacher)
+    write_manifest(out, manifest)
+    return load_bundle(out).manifest

@@ -78,6 +78,20 @@ def _serve(args: argparse.Namespace) -> None:
     serve(Settings(**overrides))
 
 
+def _teacher(args: argparse.Namespace) -> None:
+    from models.bundle import load_bundle
+    from training.teacher_rebuild import ensure_teacher
+
+    print(json.dumps(ensure_teacher(load_bundle(args.bundle), args.out, int8=not args.no_int8), indent=2))
+
+
+def _publish(args: argparse.Namespace) -> None:
+    from training.bundle_build import publish_bundle
+
+    manifest = publish_bundle(args.bundle, args.out)
+    print(json.dumps({"bundle": str(args.out), "files": manifest["files"]}, indent=2))
+
+
 def _healthcheck(args: argparse.Namespace) -> None:
     """Exit 0 when the local server's /healthz answers 200 (the container's HEALTHCHECK)."""
     import urllib.error
@@ -154,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="exported teacher folder to compare with")
     evaluate.add_argument("--json", action="store_true", help="one compact JSON object on stdout")
     evaluate.set_defaults(run=_evaluate)
+
+    teacher_for = commands.add_parser("teacher", help="make a bundle's teacher available")
+    teacher_for.add_argument("--bundle", type=Path, required=True)
+    teacher_for.add_argument("--out", type=Path, required=True,
+                             help="ONNX teacher folder to build when the bundle's own is not here")
+    teacher_for.add_argument("--no-int8", action="store_true", help="skip the int8 graph")
+    teacher_for.set_defaults(run=_teacher)
+
+    publish = commands.add_parser("publish", help="copy a bundle (no checkpoint) with a fresh manifest")
+    publish.add_argument("--bundle", type=Path, required=True)
+    publish.add_argument("--out", type=Path, required=True)
+    publish.set_defaults(run=_publish)
 
     healthcheck = commands.add_parser("healthcheck", help="exit 0 when the local server is alive")
     healthcheck.add_argument("--timeout", type=float, default=3.0)

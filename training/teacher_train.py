@@ -12,7 +12,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,11 @@ class TeacherTrainConfig:
     freeze_embeddings: bool = True
     bf16: bool = True
     seed: int = 13
+
+    def recipe(self) -> dict:
+        """Everything but the output folder: enough to train the same teacher again."""
+        return {key: str(value) if isinstance(value, Path) else value
+                for key, value in asdict(self).items() if key != "out"}
 
 
 def dev_and_test(encoder: TorchBiEncoder, dev: list[Pair], test: list[Pair]) -> dict[str, dict[str, float]]:
@@ -129,6 +134,7 @@ def train_teacher(config: TeacherTrainConfig) -> dict:
         "loss_last_50": float(np.mean(losses[-50:])),
         "loss_history": [round(v, 5) for v in losses],
         "command": " ".join(sys.argv),
+        "recipe": config.recipe(),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
