@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +42,8 @@ from service.schemas import (
 )
 from service.settings import Settings
 from service.teacher_policy import ab_arm, agreement, in_shadow
+
+LOG = logging.getLogger("flipkd.service")
 
 RETRY_AFTER_S = 1
 WARM_UP_TEXT = "warm-up"
@@ -214,6 +217,8 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
             raise
         except Exception as error:
             reason = {TimeoutError: "deadline", ServiceUnavailable: "not_ready"}.get(type(error), "error")
+            if reason == "error":
+                LOG.error("student failed on %d texts", len(texts), exc_info=error)
             if not (settings.fallback and state.teacher is not None):
                 if reason == "deadline":
                     raise HTTPException(504, f"student missed its {settings.deadline_s} s deadline") from None

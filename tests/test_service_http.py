@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from models.bundle import load_bundle
 from service.app import EngineFactories
 from service.engines import StudentEngine
 from service.server import free_port, running_server, wait_ready
@@ -242,3 +244,25 @@ def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_t
     assert process.returncode in (0, -signal.SIGTERM)
     output = process.stdout.read()
     assert "Application shutdown complete" in output, output[-2000:]
+
+
+def test_token_counting_and_batch_tokenization_in_two_threads_do_not_interfere(student_bundle):
+    """The event loop counts tokens while the batcher's thread tokenizes a batch (padding on)."""
+    engine = StudentEngine(load_bundle(student_bundle))
+    texts = [f"question {i} about a rash " * (i % 9 + 1) for i in range(48)]
+    expected = engine.token_counts(texts)
+    errors: list[Exception] = []
+
+    def embed_batches() -> None:
+        for _ in range(15):
+            try:
+                engine.embed(texts[:16])
+            except Exception as error:  # noqa: BLE001 - any failure is the finding
+                errors.append(error)
+
+    worker = threading.Thread(target=embed_batches)
+    worker.start()
+    while worker.is_alive():
+        assert engine.token_counts(texts) == expected
+    worker.join()
+    assert not errors, errors[:1]
