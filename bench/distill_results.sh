@@ -40,7 +40,7 @@ bundle no-mcl loss.mcl_weight=0
 bundle no-dist loss.dist_weight=0
 no_filter="FlipKD w/o filter=$runs/no-filter"
 if [ "$(filter_dropped)" = 0 ]; then
-  no_filter="FlipKD w/o filter (= FlipKD: filter dropped 0 pairs)=$runs/flipkd"
+  no_filter="FlipKD w/o filter (same run as FlipKD: the filter dropped 0 pairs)=$runs/flipkd"
 else
   bundle no-filter filter.enabled=false
 fi
