@@ -110,12 +110,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-batch-size", type=int, default=Settings.model_fields["max_batch_size"].default)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
     common = {"bundle": args.bundle, "teacher": args.teacher, "cache_size": 0, "max_queue": 100_000,
-              "deadline_s": 300.0, "fallback": False, "torch_threads": args.threads}
+              "deadline_s": 300.0, "fallback": False, "torch_threads": args.threads,
+              "max_batch_size": args.max_batch_size}
     rate = bf16_matmul_gflops()
     result: dict = {"bundle": str(args.bundle), "data": str(args.data), "requests": len(pairs),
                     "threads": args.threads, "bf16_matmul_gflops": rate}
@@ -126,7 +128,7 @@ def main() -> None:
                           "max_batch_tokens": defaults.max_batch_tokens}
     scenarios = {
         "batched": ({}, pairs),
-        "one_at_a_time": ({"max_batch_size": 1}, pairs),
+        "one_at_a_time": ({"max_batch_size": 1}, pairs),  # overrides --max-batch-size
         "teacher": ({"ab_share": 1.0}, pairs),
         "repeated_cache_off": ({}, random.Random(0).choices(pairs[:50], k=len(pairs))),
         "repeated_cache_on": ({"cache_size": 10_000}, random.Random(0).choices(pairs[:50], k=len(pairs))),
@@ -136,7 +138,9 @@ def main() -> None:
         concurrencies = args.concurrency if name in ("batched", "one_at_a_time", "teacher") else [32]
         result[name] = run_scenario(settings, workload, concurrencies, name)
     bare_best = result["bare_model"]["best_texts_per_s"]
-    full_batch_s = defaults.max_batch_size / result["bare_model"]["by_batch_size"][32]["texts_per_s"]
+    bare_by_size = result["bare_model"]["by_batch_size"]
+    nearest = min(bare_by_size, key=lambda size: abs(size - defaults.max_batch_size))
+    full_batch_s = defaults.max_batch_size / bare_by_size[nearest]["texts_per_s"]
     at = {name: {r["concurrency"]: r for r in result[name]} for name in ("batched", "one_at_a_time")}
     result["goals"] = {
         "c32_share_of_bare_best": at["batched"][32]["texts_per_s"] / bare_best,

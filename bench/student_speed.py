@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--base", required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--layers", type=int, nargs="+", default=[-4, -3, -2, -1])
+    parser.add_argument("--modules", nargs="+", default=["q_proj"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
@@ -57,7 +58,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     base = resolve_model(args.base)
     texts = [p.text_a for p in load_pairs(args.data)][:args.batch_size]
-    spec = EncoderSpec(layers=tuple(args.layers), max_length=args.max_length)
+    spec = EncoderSpec(modules=tuple(args.modules), layers=tuple(args.layers), max_length=args.max_length)
     student = LoraEncoder(base, spec, trainable=True)
     batch = student.tokenize(texts)
     tokens = int(batch["attention_mask"].sum())

@@ -1,0 +1,56 @@
+"""Time from `flipkd serve` (a new process, models already provisioned) to /readyz answering 200.
+
+Usage: python bench/service_start.py --teacher runs/teacher-atec-e5-onnx --repeats 3 \
+           --out bench/results/service_start_atec.json      [--bundle DIR: default bundle]
+
+Ready means the student and the teacher are loaded and warmed up. Each repeat starts a fresh process
+and stops it with SIGTERM once ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from models.bundle import DEFAULT_BUNDLE
+from service.server import free_port, wait_ready
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    parser.add_argument("--teacher", type=Path, required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    seconds = []
+    for _ in range(args.repeats):
+        port = free_port()
+        env = {**os.environ, "FLIPKD_BUNDLE": str(args.bundle), "FLIPKD_TEACHER": str(args.teacher),
+               "FLIPKD_PORT": str(port), "FLIPKD_TORCH_THREADS": str(args.threads)}
+        started = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "-m", "training.cli", "serve"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", timeout=600)
+            seconds.append(round(time.perf_counter() - started, 2))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=120)
+        print(f"ready after {seconds[-1]} s", file=sys.stderr)
+    result = {"bundle": str(args.bundle), "teacher": str(args.teacher), "threads": args.threads,
+              "seconds_to_ready": seconds, "max_s": max(seconds)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
