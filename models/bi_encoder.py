@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,7 +55,7 @@ class PooledEncoder(nn.Module):
 
 
 def length_sorted_batches(texts: Sequence[str], batch_size: int, progress: str | None = None
-                          ) -> list[list[int]]:
+                          ) -> Iterable[list[int]]:
     """Indices of ``texts`` grouped into batches of similar length (longest first) to limit padding;
     with ``progress`` (a label) iterating them shows a progress bar on stderr."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
