@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def teacher_rows(folder: Path) -> list[str]:
-    """Two rows (zero-shot, fine-tuned) with test metrics at the dev-calibrated threshold."""
+    """Rows (zero-shot when it was measured, fine-tuned) with test metrics at the dev-calibrated threshold."""
     metrics = json.loads((folder / "metrics.json").read_text())
     dataset = Path(metrics["data"]).name
     rows = []
@@ -19,6 +19,8 @@ def teacher_rows(folder: Path) -> list[str]:
     trained = f"{metrics['train_seconds']:.0f} s ({threads} thread{'s' if threads > 1 else ''})"
     variants = (("zero_shot", "no fine-tuning", "–"), ("fine_tuned", "fine-tuned", trained))
     for variant, label, seconds in variants:
+        if metrics[variant] is None:
+            continue
         test = metrics[variant]["test"]
         rows.append(f"| {dataset} | {metrics['base']} | {label} | {test['f1']:.4f} | {test['accuracy']:.4f} "
                     f"| {test['auc']:.4f} | {test['threshold']:.3f} | {seconds} |")
@@ -26,11 +28,13 @@ def teacher_rows(folder: Path) -> list[str]:
 
 
 def export_row(folder: Path) -> str | None:
-    """Parity and int8 figures of the exported teacher, when it was exported."""
+    """Parity and int8 figures of the exported teacher, when it was exported with its int8 graph."""
     path = folder.with_name(folder.name + "-onnx") / "export.json"
     if not path.exists():
         return None
     report = json.loads(path.read_text())
+    if "int8_f1" not in report:
+        return None
     parity = f"{report['fp32_max_abs_cosine_gap']:.1e} ({report['parity_pairs']} pairs)"
     return (f"| {folder.name} | {parity} | {report['fp32_f1']:.4f} | {report['int8_f1']:.4f} "
             f"| {report['int8_mean_abs_cosine_gap']:.4f} / {report['int8_max_abs_cosine_gap']:.3f} "

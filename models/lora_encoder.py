@@ -1,16 +1,20 @@
 """The student: a decoder-only LM with PEFT LoRA whose A projections, pooled, are the text encoder.
 
 Only the transformer layers up to the deepest layer read are ever run (the rest, the final norm and
-``lm_head`` are never computed). The forward splits in two stages so training can freeze and cache the
-first one:
+``lm_head`` are never computed). Training splits the forward in two stages so it can freeze and cache
+the first one:
     h0 = body(layers[0:low])(tokens)            frozen, no LoRA: cacheable per text
     z  = encoder(layers[low:deep+1])(h0)        LoRA A outputs captured by hooks, pooled, concatenated
 where ``low``/``deep`` are the lowest/deepest layers the spec reads. Formulas: :mod:`models.encoder_spec`.
+``forward`` runs layers[0:deep+1] in one pass without changing the module, and hooks capture into
+thread-local storage, so several threads may run ``forward``/``embed`` at once (the two-stage methods
+are for the single training thread).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,7 +74,8 @@ class LoraEncoder(nn.Module):
         self.body.norm = nn.Identity()
         self.peft.base_model.model.lm_head = nn.Identity()
         self.to(device)
-        self._captured: dict[tuple[int, str], torch.Tensor] = {}
+        self._local = threading.local()
+        self._tokenizer_lock = threading.Lock()  # a fast tokenizer changes its padding state per call
         self._read_keys = [(layer, module) for layer in self.layers_read for module in spec.modules]
         self.dim = spec.rank * len(self._read_keys)
         for layer, module in self._read_keys:
@@ -85,9 +90,15 @@ class LoraEncoder(nn.Module):
 
     def _capture_hook(self, key: tuple[int, str]):
         def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-            self._captured[key] = output
+            self._captured()[key] = output
 
         return hook
+
+    def _captured(self) -> dict[tuple[int, str], torch.Tensor]:
+        """This thread's LoRA A outputs of the pass in progress."""
+        if not hasattr(self._local, "captured"):
+            self._local.captured = {}
+        return self._local.captured
 
     @property
     def device(self) -> torch.device:
@@ -99,8 +110,9 @@ class LoraEncoder(nn.Module):
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Template, truncate to ``spec.max_length`` and right-pad a batch of texts."""
-        encoded = self.tokenizer([self.spec.format(text) for text in texts], padding=True, truncation=True,
-                                 max_length=self.spec.max_length, return_tensors="pt")
+        with self._tokenizer_lock:
+            encoded = self.tokenizer([self.spec.format(text) for text in texts], padding=True,
+                                     truncation=True, max_length=self.spec.max_length, return_tensors="pt")
         return {"input_ids": encoded["input_ids"].to(self.device),
                 "attention_mask": encoded["attention_mask"].to(self.device)}
 
@@ -125,17 +137,25 @@ class LoraEncoder(nn.Module):
 
     def encode_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Representation (B, dim) in float32 from :meth:`frozen_hidden`'s output."""
-        self._captured.clear()
         with self._running(self._encoder_layers):
-            self.body(inputs_embeds=hidden, attention_mask=attention_mask, use_cache=False)
-        pool = masked_mean if self.spec.pooling == "mean" else last_token
-        pooled = torch.cat([pool(self._captured[key].float(), attention_mask) for key in self._read_keys],
-                           dim=-1)
-        self._captured.clear()
-        return nn.functional.normalize(pooled, dim=-1) if self.spec.normalize else pooled
+            return self._represent(attention_mask, inputs_embeds=hidden)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.encode_hidden(self.frozen_hidden(input_ids, attention_mask), attention_mask)
+        """Representation (B, dim) in float32: layers[0:deep+1] in one pass (no LoRA below ``low``)."""
+        return self._represent(attention_mask, input_ids=input_ids)
+
+    def _represent(self, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+        """One pass of the body's current layers; pool and join the LoRA A outputs the hooks captured."""
+        captured = self._captured()
+        captured.clear()
+        try:
+            self.body(**inputs, attention_mask=attention_mask, use_cache=False)
+            pool = masked_mean if self.spec.pooling == "mean" else last_token
+            pooled = torch.cat([pool(captured[key].float(), attention_mask) for key in self._read_keys],
+                               dim=-1)
+        finally:
+            captured.clear()
+        return nn.functional.normalize(pooled, dim=-1) if self.spec.normalize else pooled
 
     @torch.inference_mode()
     def embed(self, texts: Sequence[str], batch_size: int = 32, progress: str | None = None) -> torch.Tensor:

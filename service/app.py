@@ -79,19 +79,19 @@ class ServiceUnavailable(Exception):
         self.reason = reason
 
 
-def _policy(settings: Settings) -> BatchPolicy:
+def _policy(settings: Settings, workers: int) -> BatchPolicy:
     return BatchPolicy(max_batch_size=settings.max_batch_size, max_batch_tokens=settings.max_batch_tokens,
-                       max_wait_s=settings.max_wait_ms / 1000, max_queue=settings.max_queue)
+                       max_wait_s=settings.max_wait_ms / 1000, max_queue=settings.max_queue, workers=workers)
 
 
 async def _load_engines(state: ServiceState, factories: EngineFactories) -> None:
     """Build, warm up and start the engines off the event loop; record a failure instead of dying."""
     settings, metrics = state.settings, state.metrics
 
-    async def build(make: Callable[[], Engine]) -> BatchedEngine:
+    async def build(make: Callable[[], Engine], workers: int = 1) -> BatchedEngine:
         engine = await asyncio.to_thread(make)
         await asyncio.to_thread(engine.embed, [WARM_UP_TEXT])
-        batched = BatchedEngine(engine, _policy(settings), settings.cache_size, metrics)
+        batched = BatchedEngine(engine, _policy(settings, workers), settings.cache_size, metrics)
         batched.start()
         metrics.ready.labels(engine=engine.name).set(1)
         return batched
@@ -100,7 +100,7 @@ async def _load_engines(state: ServiceState, factories: EngineFactories) -> None
         if state.teacher_folder is not None:
             folder = state.teacher_folder
             state.teacher = await build(lambda: factories.teacher(folder, settings.teacher_threads))
-        state.student = await build(lambda: factories.student(state.bundle))
+        state.student = await build(lambda: factories.student(state.bundle), settings.student_workers)
     except Exception as error:  # keep serving health, readiness and the teacher fallback
         state.load_error = f"{type(error).__name__}: {error}"
 

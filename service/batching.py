@@ -3,7 +3,9 @@
 Items are queued with their token counts. A batch closes when it holds ``max_batch_size`` items, when
 adding the next item would pass ``max_batch_tokens``, or ``max_wait_s`` after its first item arrived;
 it is sorted by token count (longest first, to limit padding inside the runner's own sub-batches) and
-handed to ``run_batch`` in a worker thread, off the event loop. ``submit`` fails fast with
+handed to ``run_batch`` in a worker thread, off the event loop. Up to ``workers`` batches run at once,
+each in its own thread (``run_batch`` must then be thread-safe); a batch starts collecting only when a
+worker is free, so items keep arriving into it while the others run. ``submit`` fails fast with
 :class:`QueueFull` when ``max_queue`` items are waiting, and :meth:`DynamicBatcher.stop` finishes
 everything already accepted before it returns.
 """
@@ -28,6 +30,7 @@ class BatchPolicy:
     max_batch_tokens: int = 4096
     max_wait_s: float = 0.005
     max_queue: int = 1024
+    workers: int = 1
 
 
 class QueueFull(RuntimeError):
@@ -65,11 +68,12 @@ class DynamicBatcher(Generic[Item, Result]):
         self.policy = policy
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(max_workers=policy.workers, thread_name_prefix=name)
         self._task: asyncio.Task | None = None
         self._accepting = False
         self._carry: _Pending | None = None
-        self._busy = False
+        self._batches_open = 0  # collecting or running
+        self._running: set[asyncio.Task] = set()
 
     @property
     def depth(self) -> int:
@@ -110,7 +114,7 @@ class DynamicBatcher(Generic[Item, Result]):
 
     async def _collect(self) -> list[_Pending]:
         first = await self._first()
-        self._busy = True
+        self._batches_open += 1
         batch, tokens = [first], first.tokens
         deadline = first.enqueued + self.policy.max_wait_s
         while len(batch) < self.policy.max_batch_size:
@@ -126,15 +130,24 @@ class DynamicBatcher(Generic[Item, Result]):
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
+        free_workers = asyncio.Semaphore(self.policy.workers)
         while True:
+            await free_workers.acquire()
             batch = [p for p in await self._collect() if not p.future.cancelled()]
-            try:
-                if batch:
-                    await self._run(loop, batch)
-            finally:
-                self._busy = False
+            task = loop.create_task(self._run(loop, batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            task.add_done_callback(lambda _: free_workers.release())
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+        try:
+            if batch:
+                await self._execute(loop, batch)
+        finally:
+            self._batches_open -= 1
+
+    async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+        """Run one batch in a worker thread and settle its futures (the runner's error goes to all)."""
         batch.sort(key=lambda p: p.tokens, reverse=True)
         started = time.perf_counter()
         try:
@@ -155,9 +168,9 @@ class DynamicBatcher(Generic[Item, Result]):
                                       [started - p.enqueued for p in batch], finished - started))
 
     async def stop(self) -> None:
-        """Stop accepting, finish every accepted item (queued or running), then stop the worker."""
+        """Stop accepting, finish every accepted item (queued or running), then stop the workers."""
         self._accepting = False
-        while self.depth or self._busy:
+        while self.depth or self._batches_open:
             await asyncio.sleep(0.005)
         if self._task is not None:
             self._task.cancel()

@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs it")
-    torch_threads: int = Field(2, ge=1)
+    torch_threads: int = Field(2, ge=1, description="torch threads per student batch")
+    student_workers: int = Field(1, ge=1, description="student batches run at once, each in its own thread")
     teacher_threads: int = Field(1, ge=1)
 
     max_body_bytes: int = Field(1_000_000, ge=1024)

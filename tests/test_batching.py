@@ -125,3 +125,38 @@ def test_stop_finishes_accepted_work_and_refuses_new_work():
         return [task.result() for task in accepted]
 
     assert run(scenario()) == [f"T{i}" for i in range(6)]
+
+
+class Overlap:
+    """A runner that measures how many of its calls run at the same time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active = 0
+        self.most = 0
+
+    def __call__(self, items):
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        time.sleep(0.05)
+        with self.lock:
+            self.active -= 1
+        return [item.upper() for item in items]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_at_most_workers_batches_run_at_once_and_stop_drains_them_all(workers):
+    async def scenario():
+        runner = Overlap()
+        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=4, max_wait_s=0.001, workers=workers))
+        batcher.start()
+        texts = [f"text {i}" for i in range(48)]
+        tasks = [asyncio.ensure_future(batcher.submit(t, 1)) for t in texts]
+        await asyncio.sleep(0.06)
+        await batcher.stop()  # everything accepted is finished before stop returns
+        return texts, [task.result() for task in tasks], runner
+
+    texts, results, runner = run(scenario())
+    assert results == [t.upper() for t in texts]
+    assert runner.most == workers

@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import torch
 from peft import PeftModel
@@ -49,6 +51,24 @@ def test_representation_equals_hand_computation_on_the_full_model(smollm_dir, st
     expected = torch.nn.functional.normalize(torch.cat(parts, dim=-1), dim=-1)
     assert ours.shape == (3, student.dim) == (3, 16)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_two_stage_training_pass_equals_the_one_pass_forward(student):
+    """Training reads encode_hidden(frozen_hidden(x)); serving reads forward(x): the same function."""
+    batch = student.tokenize(TEXTS)
+    with torch.inference_mode():
+        staged = student.encode_hidden(student.frozen_hidden(**batch), batch["attention_mask"])
+        torch.testing.assert_close(student(**batch), staged, atol=1e-5, rtol=1e-4)
+
+
+def test_threads_embedding_at_once_get_their_own_results(student):
+    texts = [f"question number {i} about {'card ' * (i % 5)}fees" for i in range(24)]
+    groups = [texts[i::4] for i in range(4)]
+    alone = [student.embed(group, batch_size=len(group)) for group in groups]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda group: student.embed(group, batch_size=len(group)), groups * 3))
+    for index, result in enumerate(together):
+        torch.testing.assert_close(result, alone[index % 4], atol=1e-5, rtol=1e-4)
 
 
 def test_early_exit_skips_upper_layers_and_lm_head(smollm_dir):

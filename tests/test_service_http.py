@@ -207,10 +207,12 @@ def test_full_queue_answers_429_with_retry_after(student_bundle, exported_teache
     assert refused.headers["Retry-After"] == "1" and "overloaded" in refused.json()["error"]
 
 
-def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_teacher, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_teacher, workers):
     port = free_port()
     env = {**os.environ, "FLIPKD_BUNDLE": str(student_bundle), "FLIPKD_TEACHER": str(exported_teacher),
-           "FLIPKD_PORT": str(port), "FLIPKD_CACHE_SIZE": "0", "FLIPKD_TORCH_THREADS": str(THREADS)}
+           "FLIPKD_PORT": str(port), "FLIPKD_CACHE_SIZE": "0", "FLIPKD_TORCH_THREADS": str(THREADS),
+           "FLIPKD_STUDENT_WORKERS": str(workers), "FLIPKD_MAX_BATCH_SIZE": "8"}
     process = subprocess.Popen([sys.executable, "-m", "training.cli", "serve"], env=env, cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"

@@ -25,7 +25,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
         data=args.data, base=args.base, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, max_length=args.max_length, train_limit=args.limit, seed=args.seed, bf16=not args.fp32,
         freeze_embeddings=not args.train_embeddings)
-    metrics = train_teacher(config)
+    metrics = train_teacher(config, zero_shot=not args.no_zero_shot)
     summary = {key: metrics[key] for key in ("fine_tuned", "zero_shot", "train_seconds")}
     print(json.dumps(summary, indent=2))
 
@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("--max-length", type=int, default=64)
     teacher.add_argument("--limit", type=int, default=None, help="use only the first N training pairs")
     teacher.add_argument("--seed", type=int, default=13)
+    teacher.add_argument("--no-zero-shot", action="store_true",
+                         help="skip scoring the encoder before fine-tuning on dev/test (saves minutes)")
     teacher.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
     teacher.add_argument("--train-embeddings", action="store_true", help="also train the token embeddings")
     teacher.set_defaults(run=_train_teacher)

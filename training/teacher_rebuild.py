@@ -51,7 +51,8 @@ def ensure_teacher(bundle: Bundle, out: Path, int8: bool = True) -> dict:
         if not recipe:
             raise ValueError(f"{bundle.folder}: the teacher is not here and the bundle records no recipe")
         trained = trained_folder(out)
-        train_teacher(TeacherTrainConfig(**{**recipe, "data": Path(recipe["data"]), "out": trained}))
+        train_teacher(TeacherTrainConfig(**{**recipe, "data": Path(recipe["data"]), "out": trained}),
+                      zero_shot=False)
         export_onnx(trained, out)
         report = check_export(trained, out, Path(recipe["data"]), int8)
     return {"teacher": str(out), "rebuilt": True, "recorded_sha256": identity.get("onnx_sha256"),

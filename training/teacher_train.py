@@ -56,8 +56,9 @@ def dev_and_test(encoder: TorchBiEncoder, dev: list[Pair], test: list[Pair]) -> 
                            np.array([p.label for p in test]))
 
 
-def train_teacher(config: TeacherTrainConfig) -> dict:
-    """Fine-tune, calibrate, save; returns the metrics written to ``metrics.json``."""
+def train_teacher(config: TeacherTrainConfig, zero_shot: bool = True) -> dict:
+    """Fine-tune, calibrate, save; returns the metrics written to ``metrics.json``. ``zero_shot=False``
+    skips scoring the encoder before fine-tuning (a reference figure only; ``"zero_shot": null``)."""
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -69,8 +70,10 @@ def train_teacher(config: TeacherTrainConfig) -> dict:
     prefix = query_prefix(config.base)
     encoder = TorchBiEncoder(model_path, prefix, config.max_length)
 
-    print(f"zero-shot {config.base} on dev/test", file=sys.stderr)
-    zero_shot = dev_and_test(encoder, dev, test)
+    before = None
+    if zero_shot:
+        print(f"zero-shot {config.base} on dev/test", file=sys.stderr)
+        before = dev_and_test(encoder, dev, test)
 
     if config.freeze_embeddings:
         encoder.model.encoder.get_input_embeddings().weight.requires_grad_(False)
@@ -129,7 +132,7 @@ def train_teacher(config: TeacherTrainConfig) -> dict:
         "train_seconds": round(train_seconds, 1),
         "torch_threads": torch.get_num_threads(),
         "fine_tuned": fine_tuned,
-        "zero_shot": zero_shot,
+        "zero_shot": before,
         "loss_first_50": float(np.mean(losses[:50])),
         "loss_last_50": float(np.mean(losses[-50:])),
         "loss_history": [round(v, 5) for v in losses],
