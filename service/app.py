@@ -29,6 +29,7 @@ from service.batching import BatcherStopped, BatchPolicy, QueueFull
 from service.engines import Engine, StudentEngine, TeacherEngine
 from service.limits import BodySizeLimit, bound_texts, check_api_key
 from service.metrics import ServiceMetrics
+from service.runtime import runtime_info
 from service.schemas import (
     EmbedRequest,
     EmbedResponse,
@@ -330,6 +331,7 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
             "teacher": manifest.get("teacher"), "teacher_folder": str(state.teacher_folder or ""),
             "ready": state.ready,
             "settings": settings.model_dump(mode="json", exclude={"api_key"}),
+            "runtime": runtime_info(),
         }
 
     return BodySizeLimit(app, settings.max_body_bytes)

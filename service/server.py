@@ -2,17 +2,10 @@
 graceful shutdown, bounded by ``graceful_timeout_s``); the engines then drain their queues.
 
 ``running_server`` runs one in a thread of this process (benchmarks, tests, embedding in a program).
-
-oneDNN keeps a compiled primitive per matmul shape, 1,024 of them by default, and a server sees a new
-shape for nearly every (batch size, padded length): on the ATEC bundle that cache alone grew resident
-memory by about 0.5 GB over 400 batches of random shape. The server caps it at
-``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` (default here 16, enough for the few shapes of one forward pass)
-unless the environment already sets it; oneDNN reads it when it first builds a primitive.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -21,19 +14,16 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 import uvicorn
 
 from service.app import EngineFactories, create_app
+from service.runtime import configure_torch
 from service.settings import Settings
-
-ONEDNN_PRIMITIVE_CACHE_CAPACITY = 16
 
 
 def build_server(settings: Settings, factories: EngineFactories | None = None,
                  graceful_timeout_s: float = 30.0) -> uvicorn.Server:
-    torch.set_num_threads(settings.torch_threads)
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_PRIMITIVE_CACHE_CAPACITY))
+    configure_torch(settings)
     app = create_app(settings, factories)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
                             timeout_graceful_shutdown=graceful_timeout_s, access_log=False)

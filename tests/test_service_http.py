@@ -90,6 +90,9 @@ def test_operations_routes(server, student_bundle):
     assert ready["ready"] and ready["degraded"] == []
     info = httpx.get(f"{base}/info", headers=AUTH).json()
     assert info["domain"] == student_bundle.name and "api_key" not in info["settings"]
+    runtime = info["runtime"]  # the server caps torch's per-shape primitive caches (memory under load)
+    assert runtime["torch_threads"] == THREADS
+    assert runtime["LRU_CACHE_CAPACITY"] == runtime["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "16"
     assert httpx.get(f"{base}/openapi.json", headers=AUTH).json()["paths"].keys() >= {"/match", "/embed"}
     assert httpx.get(f"{base}/docs", headers=AUTH).status_code == 200
 
