@@ -4,9 +4,9 @@ student vs teacher; the embedding cache on repeated texts; tokens/s against the 
 Usage: python bench/service_load.py --data data/atec/test.jsonl --teacher runs/teacher-atec-e5-onnx \
            --requests 600 --out bench/results/service_load_atec      [--bundle DIR: default bundle]
 
-Each scenario starts a fresh server (real uvicorn, in this process) and warms it up; a bounded closed-loop
-generator keeps ``concurrency`` requests in flight until ``--requests`` pairs are answered (one pair per
-/match request). Scenarios (cache off unless said):
+Each scenario starts a fresh ``flipkd serve`` process (real uvicorn, as deployed) and warms it up; a
+bounded closed-loop generator in this process keeps ``concurrency`` requests in flight until
+``--requests`` pairs are answered (one pair per /match request). Scenarios (cache off unless said):
 - ``batched``: the dynamic batcher as configured; ``one_at_a_time``: ``max_batch_size=1``;
 - ``teacher``: every request served by the ONNX teacher (``ab_share=1``);
 - ``repeated_cache_on`` / ``repeated_cache_off``: a workload drawing its pairs from 50 distinct pairs.
@@ -38,7 +38,7 @@ from tqdm import tqdm  # noqa: E402
 
 from models.bundle import DEFAULT_BUNDLE, load_bundle  # noqa: E402
 from service.engines import StudentEngine  # noqa: E402
-from service.server import free_port, running_server  # noqa: E402
+from service.server import free_port, server_process  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.data import load_pairs  # noqa: E402
 
@@ -75,7 +75,7 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
 
 def run_scenario(settings: Settings, pairs: list[tuple[str, str]], concurrencies: list[int], name: str
                  ) -> list[dict]:
-    with running_server(settings, graceful_timeout_s=30) as base:
+    with server_process(settings) as (base, _):
         asyncio.run(closed_loop(base, pairs[-16:], 4))  # warm the HTTP path
         return [asyncio.run(closed_loop(base, pairs, c)) for c in tqdm(concurrencies, desc=name)]
 

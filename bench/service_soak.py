@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -31,7 +28,8 @@ from service_load import closed_loop  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from models.bundle import DEFAULT_BUNDLE  # noqa: E402
-from service.server import free_port, wait_ready  # noqa: E402
+from service.server import free_port, server_process  # noqa: E402
+from service.settings import Settings  # noqa: E402
 from training.data import load_pairs  # noqa: E402
 
 
@@ -49,22 +47,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per student batch")
+    parser.add_argument("--workers", type=int, default=1, help="student batches run at once")
     parser.add_argument("--sample-s", type=float, default=2.0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)]
     pairs = [pairs[i % len(pairs)] for i in range(args.requests)]
-    port = free_port()
-    env = {**os.environ, "FLIPKD_BUNDLE": str(args.bundle), "FLIPKD_TEACHER": str(args.teacher),
-           "FLIPKD_PORT": str(port), "FLIPKD_SHADOW_SHARE": "0.1", "FLIPKD_TORCH_THREADS": str(args.threads)}
-    server = subprocess.Popen([sys.executable, "-m", "training.cli", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    settings = Settings(bundle=args.bundle, teacher=args.teacher, port=free_port(), shadow_share=0.1,
+                        torch_threads=args.threads, student_workers=args.workers)
     samples: list[tuple[float, int, float]] = []
     answered = 0
-    try:
-        wait_ready(base, timeout=600)
+    with server_process(settings) as (base, server):
         asyncio.run(closed_loop(base, pairs[-64:], 8))  # warm-up
         started = time.perf_counter()
         samples.append((0.0, 0, rss_mib(server.pid)))
@@ -86,11 +80,9 @@ def main() -> None:
         stop.set()
         sampler.join()
         samples.append((time.perf_counter() - started, answered, rss_mib(server.pid)))
-    finally:
-        server.terminate()
-        server.wait(timeout=120)
     start_mib, end_mib = samples[0][2], samples[-1][2]
     result = {"bundle": str(args.bundle), "data": str(args.data), "threads": args.threads,
+              "workers": args.workers,
               "concurrency": args.concurrency, "load": load,
               "rss_start_mib": round(start_mib, 1), "rss_end_mib": round(end_mib, 1),
               "rss_max_mib": round(max(s[2] for s in samples), 1),

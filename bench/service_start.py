@@ -4,22 +4,20 @@ Usage: python bench/service_start.py --teacher runs/teacher-atec-e5-onnx --repea
            --out bench/results/service_start_atec.json      [--bundle DIR: default bundle]
 
 Ready means the student and the teacher are loaded and warmed up. Each repeat starts a fresh process
-and stops it with SIGTERM once ready.
+and stops it with SIGTERM once ready (the stop is not timed).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from models.bundle import DEFAULT_BUNDLE
-from service.server import free_port, wait_ready
+from service.server import free_port, server_process
+from service.settings import Settings
 
 
 def main() -> None:
@@ -32,18 +30,11 @@ def main() -> None:
     args = parser.parse_args()
     seconds = []
     for _ in range(args.repeats):
-        port = free_port()
-        env = {**os.environ, "FLIPKD_BUNDLE": str(args.bundle), "FLIPKD_TEACHER": str(args.teacher),
-               "FLIPKD_PORT": str(port), "FLIPKD_TORCH_THREADS": str(args.threads)}
+        settings = Settings(bundle=args.bundle, teacher=args.teacher, port=free_port(),
+                            torch_threads=args.threads)
         started = time.perf_counter()
-        server = subprocess.Popen([sys.executable, "-m", "training.cli", "serve"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}", timeout=600)
+        with server_process(settings):
             seconds.append(round(time.perf_counter() - started, 2))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=120)
         print(f"ready after {seconds[-1]} s", file=sys.stderr)
     result = {"bundle": str(args.bundle), "teacher": str(args.teacher), "threads": args.threads,
               "seconds_to_ready": seconds, "max_s": max(seconds)}

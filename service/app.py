@@ -50,6 +50,14 @@ RETRY_AFTER_S = 1
 WARM_UP_TEXT = "warm-up"
 
 
+def warm_up_batches(max_batch_size: int) -> list[list[str]]:
+    """What an engine runs before it is ready: a full batch of the longest texts first (truncated to the
+    engine's max length), so the heap and the runtime's arenas reach their working size before the first
+    request instead of during the first thousand, then a full batch of short texts and a single text."""
+    longest = " ".join([WARM_UP_TEXT] * 512)
+    return [[longest] * max_batch_size, [WARM_UP_TEXT] * max_batch_size, [WARM_UP_TEXT]]
+
+
 @dataclass
 class EngineFactories:
     """How engines are built; tests pass their own (for example a student that fails)."""
@@ -91,8 +99,8 @@ async def _load_engines(state: ServiceState, factories: EngineFactories) -> None
 
     async def build(make: Callable[[], Engine], workers: int = 1) -> BatchedEngine:
         engine = await asyncio.to_thread(make)
-        await asyncio.to_thread(engine.embed, [WARM_UP_TEXT])
         batched = BatchedEngine(engine, _policy(settings, workers), settings.cache_size, metrics)
+        await batched.warm_up(warm_up_batches(settings.max_batch_size))
         batched.start()
         metrics.ready.labels(engine=engine.name).set(1)
         return batched

@@ -38,6 +38,9 @@ class BatchedEngine:
         for wait in stats.queue_waits:
             self.metrics.queue_wait.labels(**labels).observe(wait)
 
+    async def warm_up(self, batches: Sequence[Sequence[str]]) -> None:
+        await self.batcher.warm_up(batches)
+
     def start(self) -> None:
         self.batcher.start()
 

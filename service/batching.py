@@ -80,6 +80,14 @@ class DynamicBatcher(Generic[Item, Result]):
         """Items waiting to be batched."""
         return self._queue.qsize() + (self._carry is not None)
 
+    async def warm_up(self, batches: Sequence[Sequence[Item]]) -> None:
+        """Run each batch once in every worker thread at the same time, straight to the runner (before
+        ``start``), so each thread's allocations reach their working size before real work."""
+        loop = asyncio.get_running_loop()
+        for batch in batches:
+            await asyncio.gather(*(loop.run_in_executor(self._executor, self._run_batch, list(batch))
+                                   for _ in range(self.policy.workers)))
+
     def start(self) -> None:
         self._accepting = True
         self._task = asyncio.get_running_loop().create_task(self._loop())

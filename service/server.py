@@ -1,18 +1,25 @@
 """Run the app under uvicorn. SIGTERM stops intake and waits for the requests in flight (uvicorn's
 graceful shutdown, bounded by ``graceful_timeout_s``); the engines then drain their queues.
 
-``running_server`` runs one in a thread of this process (benchmarks, tests, embedding in a program).
+``running_server`` runs one in a thread of this process (tests, embedding in a program);
+``server_process`` runs ``flipkd serve`` as its own process, as deployed (benchmarks: a load generator
+in the same process would compete with the server for the GIL).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 
@@ -69,3 +76,33 @@ def running_server(settings: Settings, factories: EngineFactories | None = None,
     finally:
         server.should_exit = True
         thread.join(timeout=graceful_timeout_s + 30)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``FLIPKD_*`` environment that reproduces ``settings`` (unset fields left out)."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"FLIPKD_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+@contextmanager
+def server_process(settings: Settings, timeout: float = 600.0, log: Path | None = None
+                   ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``flipkd serve`` with ``settings`` as a child process; yields (base URL, process) once ready,
+    then stops it with SIGTERM (graceful) and waits. Its output goes to ``log`` (else nowhere)."""
+    sink = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "training.cli", "serve"],
+                               env={**os.environ, **settings_env(settings)}, stdout=sink,
+                               stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{settings.port}"
+        wait_ready(base, timeout)
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+        if log is not None:
+            sink.close()

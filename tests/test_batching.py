@@ -160,3 +160,24 @@ def test_at_most_workers_batches_run_at_once_and_stop_drains_them_all(workers):
     texts, results, runner = run(scenario())
     assert results == [t.upper() for t in texts]
     assert runner.most == workers
+
+
+def test_warm_up_runs_every_batch_in_every_worker_thread_before_start():
+    async def scenario():
+        threads: list[tuple[str, int]] = []
+
+        def runner(items):
+            time.sleep(0.02)
+            threads.append((threading.current_thread().name, len(items)))
+            return list(items)
+
+        batcher = DynamicBatcher(runner, BatchPolicy(workers=2), name="warm")
+        await batcher.warm_up([["a"] * 4, ["b"]])
+        batcher.start()
+        assert await batcher.submit("c", 1) == "c"
+        await batcher.stop()
+        return threads
+
+    threads = run(scenario())
+    assert [size for _, size in threads[:4]] == [4, 4, 1, 1]
+    assert len({name for name, _ in threads[:2]}) == 2 and all(n.startswith("warm") for n, _ in threads)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -18,12 +17,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.bundle import load_bundle
-from service.app import EngineFactories
+from service.app import WARM_UP_TEXT, EngineFactories
 from service.engines import StudentEngine
-from service.server import free_port, running_server, wait_ready
+from service.server import free_port, running_server, server_process
 from service.settings import Settings
 
-from .conftest import REPO, THREADS
+from .conftest import THREADS
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -176,7 +175,7 @@ class FailingStudent(StudentEngine):
     """A real student whose every batch raises after warm-up, as a broken model would."""
 
     def embed(self, texts):
-        if texts != ["warm-up"]:
+        if not all(text.startswith(WARM_UP_TEXT) for text in texts):
             raise RuntimeError("student broke")
         return super().embed(texts)
 
@@ -211,16 +210,13 @@ def test_full_queue_answers_429_with_retry_after(student_bundle, exported_teache
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_teacher, workers):
-    port = free_port()
-    env = {**os.environ, "FLIPKD_BUNDLE": str(student_bundle), "FLIPKD_TEACHER": str(exported_teacher),
-           "FLIPKD_PORT": str(port), "FLIPKD_CACHE_SIZE": "0", "FLIPKD_TORCH_THREADS": str(THREADS),
-           "FLIPKD_STUDENT_WORKERS": str(workers), "FLIPKD_MAX_BATCH_SIZE": "8"}
-    process = subprocess.Popen([sys.executable, "-m", "training.cli", "serve"], env=env, cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base)
+def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_teacher, workers, tmp_path):
+    settings = settings_for(student_bundle, exported_teacher, cache_size=0, student_workers=workers,
+                            max_batch_size=8)
+    log = tmp_path / "server.log"
+    with server_process(settings, log=log) as (base, process):  # `flipkd serve`, settings via FLIPKD_*
+        served = httpx.get(f"{base}/info", timeout=30).json()["settings"]
+        assert served["student_workers"] == workers and served["max_batch_size"] == 8
 
         async def load() -> list:
             async with httpx.AsyncClient(timeout=120) as client:
@@ -238,16 +234,13 @@ def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_t
 
         outcomes = asyncio.run(load())
         process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
     answered = [o for o in outcomes if isinstance(o, httpx.Response)]
     assert answered, "no request was accepted before the signal"
     assert all(o.status_code == 200 for o in answered), [o.status_code for o in answered]
     assert all(isinstance(o, httpx.ConnectError) for o in outcomes if not isinstance(o, httpx.Response))
     # uvicorn finishes its graceful shutdown, then re-raises the captured SIGTERM
     assert process.returncode in (0, -signal.SIGTERM)
-    output = process.stdout.read()
+    output = log.read_text()
     assert "Application shutdown complete" in output, output[-2000:]
 
 
