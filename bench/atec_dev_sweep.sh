@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# FlipKD settings tried on ATEC's dev pairs (one factor at a time from configs/atec.yaml), on one core.
+# FlipKD settings tried on ATEC's dev pairs, on one core: one factor at a time from configs/atec.yaml, then
+# the best factors together and the best with another seed (how much of a difference is the seed).
 # Usage: bash bench/atec_dev_sweep.sh   (PIN, for example "taskset -c 0", pins it to a core)
 # Needs runs/atec/flipkd (the configuration as is) and the ATEC teacher; resumes where it stopped.
 set -euo pipefail
@@ -21,4 +22,6 @@ $PIN .venv/bin/python bench/dev_sweep.py --config configs/atec.yaml --runs runs/
   --variant "layers 20-23=encoder.layers=[20,21,22,23]" \
   --variant "filter quantile 0.1=filter.quantile=0.1" \
   --variant "gap scale 2=loss.gap_scale=2" \
+  --variant "lr 1e-3, layers 4-7, instruction template=train.lr=0.001;encoder.layers=[4,5,6,7];encoder.template='客服问题：{text}'" \
+  --variant "lr 1e-3, seed 14=train.lr=0.001;train.seed=14" \
   --out bench/results/atec-dev

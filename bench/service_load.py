@@ -101,13 +101,15 @@ def bare_forward(engine: StudentEngine, texts: list[str], tokens: list[int], siz
 
 def bare_model(engine: StudentEngine, texts: list[str], rate_gflops: float, threads: int,
                workers: int) -> dict:
-    """The bare student's batched forward by batch size in two layouts of the same cores: one stream on
-    all ``threads x workers`` threads, and ``workers`` concurrent streams of ``threads`` threads (the
-    service's layout). The best of all is the reference the service is held to."""
+    """The bare student's batched forward by batch size in every layout of the same ``threads x workers``
+    cores: one stream on all of them, one single-threaded stream per core, and the service's own
+    ``workers`` streams of ``threads`` threads. The best of all is the reference the service is held to."""
     engine.embed(texts[:8])
     tokens = engine.token_counts(texts)
     gflop = transformer_gflop_per_token(list(engine.encoder.body.layers))
-    layouts = {f"1x{threads * workers}": (1, threads * workers), f"{workers}x{threads}": (workers, threads)}
+    cores = threads * workers
+    shapes = ((1, cores), (cores, 1), (workers, threads))
+    layouts = {f"{streams}x{per}": (streams, per) for streams, per in shapes}
     by_layout: dict[str, dict[int, dict]] = {}
     for name, (streams, layout_threads) in layouts.items():
         by_layout[name] = {}
@@ -131,8 +133,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per student batch")
-    parser.add_argument("--workers", type=int, default=1, help="student batches run at once")
+    parser.add_argument("--threads", type=int, default=Settings.model_fields["torch_threads"].default,
+                        help="torch threads per student batch")
+    parser.add_argument("--workers", type=int, default=Settings.model_fields["student_workers"].default,
+                        help="student batches run at once")
     parser.add_argument("--max-batch-size", type=int, default=Settings.model_fields["max_batch_size"].default)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -141,7 +145,9 @@ def main() -> None:
     common = {"bundle": args.bundle, "teacher": args.teacher, "cache_size": 0, "max_queue": 100_000,
               "deadline_s": 300.0, "fallback": False, "torch_threads": args.threads,
               "student_workers": args.workers, "max_batch_size": args.max_batch_size}
+    torch.set_num_threads(args.threads * args.workers)  # the rate of every core the student uses
     rate = bf16_matmul_gflops()
+    torch.set_num_threads(args.threads)
     result: dict = {"bundle": str(args.bundle), "data": str(args.data), "requests": len(pairs),
                     "threads": args.threads, "workers": args.workers, "bf16_matmul_gflops": rate}
     texts = [text for pair in pairs for text in pair]

@@ -47,8 +47,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per student batch")
-    parser.add_argument("--workers", type=int, default=1, help="student batches run at once")
+    parser.add_argument("--threads", type=int, default=Settings.model_fields["torch_threads"].default,
+                        help="torch threads per student batch")
+    parser.add_argument("--workers", type=int, default=Settings.model_fields["student_workers"].default,
+                        help="student batches run at once")
     parser.add_argument("--sample-s", type=float, default=2.0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

@@ -25,18 +25,20 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     parser.add_argument("--teacher", type=Path, required=True)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=Settings.model_fields["torch_threads"].default)
+    parser.add_argument("--workers", type=int, default=Settings.model_fields["student_workers"].default)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     seconds = []
     for _ in range(args.repeats):
         settings = Settings(bundle=args.bundle, teacher=args.teacher, port=free_port(),
-                            torch_threads=args.threads)
+                            torch_threads=args.threads, student_workers=args.workers)
         started = time.perf_counter()
         with server_process(settings):
             seconds.append(round(time.perf_counter() - started, 2))
         print(f"ready after {seconds[-1]} s", file=sys.stderr)
     result = {"bundle": str(args.bundle), "teacher": str(args.teacher), "threads": args.threads,
+              "workers": args.workers,
               "seconds_to_ready": seconds, "max_s": max(seconds)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -1,0 +1,63 @@
+"""How to spend the cores on the student: one batch on all threads, or several single-threaded batches.
+
+Usage: python bench/service_layouts.py --data data/atec/test.jsonl --teacher runs/teacher-atec-e5-onnx \
+           --layout 1x2 --layout 2x1 --repeats 3 --out bench/results/service_layouts_atec.json
+
+A layout ``WxT`` is ``student_workers=W`` batches at once on ``torch_threads=T`` threads each. The layouts
+are run in turn, ``--repeats`` times (interleaved, so drifts of a noisy machine hit every layout alike):
+a fresh ``flipkd serve`` process (default bundle, cache off), ``--requests`` pairs at ``--concurrency``
+requests in flight, one pair per /match request. Writes every run and the mean per layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+from service_load import closed_loop
+
+from models.bundle import DEFAULT_BUNDLE
+from service.server import free_port, server_process
+from service.settings import Settings
+from training.data import load_pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    parser.add_argument("--teacher", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--layout", action="append", required=True, metavar="WORKERSxTHREADS")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
+    runs = []
+    for repeat in range(args.repeats):
+        for layout in args.layout:
+            workers, threads = (int(part) for part in layout.split("x"))
+            settings = Settings(bundle=args.bundle, teacher=args.teacher, cache_size=0, max_queue=100_000,
+                                deadline_s=300.0, fallback=False, torch_threads=threads,
+                                student_workers=workers, port=free_port())
+            with server_process(settings) as (base, _):
+                asyncio.run(closed_loop(base, pairs[-16:], 4))  # warm the HTTP path
+                result = asyncio.run(closed_loop(base, pairs, args.concurrency))
+            runs.append({"layout": layout, "repeat": repeat} | result)
+            print(f"{layout} #{repeat}: {result['texts_per_s']:.1f} texts/s, p50 {result['p50_ms']:.0f} ms, "
+                  f"p99 {result['p99_ms']:.0f} ms", flush=True)
+    summary = {layout: {key: float(np.mean([r[key] for r in runs if r["layout"] == layout]))
+                        for key in ("texts_per_s", "p50_ms", "p99_ms")} for layout in args.layout}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"bundle": str(args.bundle), "data": str(args.data),
+                                    "concurrency": args.concurrency, "mean": summary, "runs": runs},
+                                   indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
