@@ -18,7 +18,8 @@ install: $(STAMP)
 
 ## The ATEC teacher the shipped default bundle was distilled from: provision the two base models the
 ## service runs (student and teacher), fine-tune multilingual-e5-small on the first 16,000 ATEC training
-## pairs, export and check its fp32 ONNX graph (the one the service runs). Finished steps are not redone (make compares the outputs' times).
+## pairs, export and check its fp32 ONNX graph (the one the service runs). Finished steps are not redone
+## (make compares the outputs' times).
 ## bench/teacher_results.sh trains the same teacher with the extra reference figures (zero-shot, int8).
 TEACHER := runs/teacher-atec-e5
 SHADOW_SHARE ?= 0.1

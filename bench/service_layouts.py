@@ -12,15 +12,14 @@ requests in flight, one pair per /match request. Writes every run and the mean p
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 
 import numpy as np
-from service_load import closed_loop
+from service_load import BENCH_SETTINGS, run_scenario
 
 from models.bundle import DEFAULT_BUNDLE
-from service.server import free_port, server_process
+from service.server import free_port
 from service.settings import Settings
 from training.data import load_pairs
 
@@ -41,12 +40,9 @@ def main() -> None:
     for repeat in range(args.repeats):
         for layout in args.layout:
             workers, threads = (int(part) for part in layout.split("x"))
-            settings = Settings(bundle=args.bundle, teacher=args.teacher, cache_size=0, max_queue=100_000,
-                                deadline_s=300.0, fallback=False, torch_threads=threads,
-                                student_workers=workers, port=free_port())
-            with server_process(settings) as (base, _):
-                asyncio.run(closed_loop(base, pairs[-16:], 4))  # warm the HTTP path
-                result = asyncio.run(closed_loop(base, pairs, args.concurrency))
+            settings = Settings(bundle=args.bundle, teacher=args.teacher, **BENCH_SETTINGS,
+                                torch_threads=threads, student_workers=workers, port=free_port())
+            (result,) = run_scenario(settings, pairs, [args.concurrency], f"{layout} #{repeat}")
             runs.append({"layout": layout, "repeat": repeat} | result)
             print(f"{layout} #{repeat}: {result['texts_per_s']:.1f} texts/s, p50 {result['p50_ms']:.0f} ms, "
                   f"p99 {result['p99_ms']:.0f} ms", flush=True)

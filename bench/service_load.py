@@ -73,6 +73,11 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
             "p99_ms": float(np.percentile(ms, 99)), "statuses": statuses}
 
 
+# Every benchmark server: no cache unless a scenario turns it on, a queue and deadline that never refuse,
+# no teacher fallback (the student is what is measured).
+BENCH_SETTINGS = {"cache_size": 0, "max_queue": 100_000, "deadline_s": 300.0, "fallback": False}
+
+
 def run_scenario(settings: Settings, pairs: list[tuple[str, str]], concurrencies: list[int], name: str
                  ) -> list[dict]:
     with server_process(settings) as (base, _):
@@ -142,8 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
-    common = {"bundle": args.bundle, "teacher": args.teacher, "cache_size": 0, "max_queue": 100_000,
-              "deadline_s": 300.0, "fallback": False, "torch_threads": args.threads,
+    common = {"bundle": args.bundle, "teacher": args.teacher, **BENCH_SETTINGS, "torch_threads": args.threads,
               "student_workers": args.workers, "max_batch_size": args.max_batch_size}
     torch.set_num_threads(args.threads * args.workers)  # the rate of every core the student uses
     rate = bf16_matmul_gflops()

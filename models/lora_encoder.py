@@ -46,6 +46,13 @@ def causal_tokenizer(base: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+class _Captures(threading.local):
+    """Per-thread LoRA A outputs, keyed by (layer, module); each thread starts with an empty dict."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[int, str], torch.Tensor] = {}
+
+
 class LoraEncoder(nn.Module):
     """Embeds texts with the pooled LoRA-A outputs named by an :class:`EncoderSpec`."""
 
@@ -74,8 +81,9 @@ class LoraEncoder(nn.Module):
         self.body.norm = nn.Identity()
         self.peft.base_model.model.lm_head = nn.Identity()
         self.to(device)
-        self._local = threading.local()
-        self._tokenizer_lock = threading.Lock()  # a fast tokenizer changes its padding state per call
+        self._local = _Captures()
+        # a fast tokenizer changes its padding/truncation state per call: one call at a time
+        self._tokenizer_lock = threading.Lock()
         self._read_keys = [(layer, module) for layer in self.layers_read for module in spec.modules]
         self.dim = spec.rank * len(self._read_keys)
         for layer, module in self._read_keys:
@@ -96,9 +104,7 @@ class LoraEncoder(nn.Module):
 
     def _captured(self) -> dict[tuple[int, str], torch.Tensor]:
         """This thread's LoRA A outputs of the pass in progress."""
-        if not hasattr(self._local, "captured"):
-            self._local.captured = {}
-        return self._local.captured
+        return self._local.by_key
 
     @property
     def device(self) -> torch.device:
@@ -107,6 +113,13 @@ class LoraEncoder(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return next(self.peft.parameters()).dtype
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each templated text after truncation to ``spec.max_length`` (no padding)."""
+        with self._tokenizer_lock:
+            encoded = self.tokenizer([self.spec.format(text) for text in texts], truncation=True,
+                                     max_length=self.spec.max_length)
+        return [len(ids) for ids in encoded["input_ids"]]
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Template, truncate to ``spec.max_length`` and right-pad a batch of texts."""

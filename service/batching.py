@@ -73,7 +73,7 @@ class DynamicBatcher(Generic[Item, Result]):
         self._accepting = False
         self._carry: _Pending | None = None
         self._batches_open = 0  # collecting or running
-        self._running: set[asyncio.Task] = set()
+        self._running: set[asyncio.Task] = set()  # references to batch tasks, so none is collected
 
     @property
     def depth(self) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from models.bundle import Bundle
-from models.lora_encoder import LoraEncoder, causal_tokenizer
+from models.lora_encoder import LoraEncoder
 from models.onnx_teacher import OnnxTeacher
 from models.provision import resolve_model
 
@@ -40,15 +40,9 @@ class StudentEngine:
                                    dtype=torch.bfloat16, device=device)
         self.encoder.eval()
         self.threshold = bundle.threshold
-        self.max_length = bundle.encoder.max_length
-        # Token counting runs on the event loop while the batcher's thread tokenizes batches, and a fast
-        # tokenizer changes its own padding/truncation state on every call: each thread gets its own.
-        self.counting_tokenizer = causal_tokenizer(resolve_model(bundle.base_model))
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
-        formatted = [self.encoder.spec.format(text) for text in texts]
-        encoded = self.counting_tokenizer(formatted, truncation=True, max_length=self.max_length)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return self.encoder.token_counts(texts)  # thread-safe: runs on the event loop beside batches
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.embed(list(texts), batch_size=len(texts)).numpy()
