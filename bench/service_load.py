@@ -38,6 +38,7 @@ from tqdm import tqdm  # noqa: E402
 
 from models.bundle import DEFAULT_BUNDLE, load_bundle  # noqa: E402
 from service.engines import StudentEngine  # noqa: E402
+from service.runtime import configure_torch, runtime_info  # noqa: E402
 from service.server import free_port, server_process  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.data import load_pairs  # noqa: E402
@@ -145,15 +146,16 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=Settings.model_fields["max_batch_size"].default)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
     common = {"bundle": args.bundle, "teacher": args.teacher, **BENCH_SETTINGS, "torch_threads": args.threads,
               "student_workers": args.workers, "max_batch_size": args.max_batch_size}
+    configure_torch(Settings(**common))  # the bare reference runs with the server's primitive-cache caps
     torch.set_num_threads(args.threads * args.workers)  # the rate of every core the student uses
     rate = bf16_matmul_gflops()
     torch.set_num_threads(args.threads)
     result: dict = {"bundle": str(args.bundle), "data": str(args.data), "requests": len(pairs),
-                    "threads": args.threads, "workers": args.workers, "bf16_matmul_gflops": rate}
+                    "threads": args.threads, "workers": args.workers, "bf16_matmul_gflops": rate,
+                    "bare_runtime": runtime_info()}
     texts = [text for pair in pairs for text in pair]
     result["bare_model"] = bare_model(StudentEngine(load_bundle(args.bundle)), texts, rate, args.threads,
                                       args.workers)
