@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# FlipKD settings tried on ATEC's dev pairs, on one core: one factor at a time from configs/atec.yaml, then
-# the best factors together and the best with another seed (how much of a difference is the seed).
+# FlipKD settings tried on ATEC's dev pairs, on one core: one factor at a time from
+# configs/atec-sweep-base.yaml, then the best factors together and the best with another seed (how
+# much of a difference the seed makes).
 # Usage: bash bench/atec_dev_sweep.sh   (PIN, for example "taskset -c 0", pins it to a core)
-# Needs runs/atec/flipkd (the configuration as is) and the ATEC teacher; resumes where it stopped.
+# Needs the base run (flipkd distill --config configs/atec-sweep-base.yaml --out runs/atec-layers8-11/flipkd)
+# and the ATEC teacher; resumes where it stopped.
 set -euo pipefail
 PIN=${PIN:-}
-$PIN .venv/bin/python bench/dev_sweep.py --config configs/atec.yaml --runs runs/atec-sweep --threads 1 \
-  --reference "layers 8-11, rank 16 (configs/atec.yaml)=runs/atec/flipkd" \
+$PIN .venv/bin/python bench/dev_sweep.py --config configs/atec-sweep-base.yaml --runs runs/atec-sweep --threads 1 \
+  --reference "layers 8-11, rank 16 (sweep base)=runs/atec-layers8-11/flipkd" \
   --variant "layers 4-7=encoder.layers=[4,5,6,7]" \
   --variant "layers 12-15=encoder.layers=[12,13,14,15]" \
   --variant "layers 16-19=encoder.layers=[16,17,18,19]" \
