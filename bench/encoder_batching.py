@@ -22,7 +22,7 @@ import torch
 
 from models.bundle import load_bundle
 from models.lora_encoder import LoraEncoder
-from models.provision import resolve_model
+from service.engines import StudentEngine
 from training.data import load_pairs
 
 
@@ -32,7 +32,7 @@ def texts_from(data: Path, count: int) -> list[str]:
 
 
 def pass_seconds(encoder: LoraEncoder, texts: list[str], batch_size: int, repeats: int) -> float:
-    """Median wall time of embedding all ``texts`` in consecutive batches of ``batch_size``."""
+    """Median wall time of embedding all ``texts`` in length-sorted batches of ``batch_size``."""
     encoder.embed(texts[: batch_size * 2], batch_size=batch_size)
     times = []
     for _ in range(repeats):
@@ -53,10 +53,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     bundle = load_bundle(args.bundle)
-    encoder = LoraEncoder(resolve_model(bundle.base_model), bundle.encoder, adapter=bundle.folder,
-                          dtype=torch.bfloat16, device=device)
+    encoder = StudentEngine(bundle).encoder  # bf16, on CUDA when present, as the server runs it
     texts = texts_from(args.data, args.texts)
     rows = []
     for batch_size in args.batch_sizes:
@@ -67,7 +65,8 @@ def main() -> None:
         print(f"batch {batch_size:4d}: {rows[-1]['texts_per_second']:9.1f} texts/s", flush=True)
     single = next((row["texts_per_second"] for row in rows if row["batch_size"] == 1), None)
     best = max(rows, key=lambda row: row["texts_per_second"])
-    device_name = torch.cuda.get_device_name() if device == "cuda" else f"cpu, {args.threads} threads"
+    on_cuda = encoder.device.type == "cuda"
+    device_name = torch.cuda.get_device_name() if on_cuda else f"cpu, {args.threads} threads"
     result = {"device": device_name, "bundle": str(args.bundle), "encoder": bundle.encoder.to_json(),
               "data": str(args.data), "texts": len(texts), "repeats": args.repeats, "rows": rows,
               "best_batch_size": best["batch_size"],
