@@ -7,8 +7,11 @@ Usage: python bench/service_soak.py --teacher runs/teacher-atec-e5-onnx --data d
 The server runs with the default settings plus ``FLIPKD_SHADOW_SHARE`` (0.1, as ``make serve``) and the
 default embedding cache (10,000 texts), so the cache fills and then evicts. Pairs are taken in file
 order (distinct texts), one pair per /match request, ``--concurrency`` in flight. The server's VmRSS is
-read from /proc every ``--sample-s`` seconds. "start" is after the warm-up requests, "end" after the
-last request. Writes ``results.json`` and ``rss.png``.
+read from /proc every ``--sample-s`` seconds. "start" is after the warm-up requests and "end" after the
+last request, each once the server has been idle for one heap-trim interval plus a second, so both are
+read in the same state; the largest value seen under load is reported beside them. The server's settings
+come from ``FLIPKD_*`` variables as usual (``FLIPKD_HEAP_TRIM_INTERVAL_S=0`` turns trimming off).
+Writes ``results.json`` and ``rss.png``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import asyncio
 import json
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from service_load import closed_loop  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -32,12 +37,24 @@ from service.server import free_port, server_process  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.data import load_pairs  # noqa: E402
 
+MEMORY_FIELDS = {"rss": "VmRSS", "anon": "RssAnon", "file": "RssFile"}
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """Resident memory of ``pid`` (MiB): all of it, anonymous (heaps, arenas) and file-backed (mapped
+    files: libraries and the memory-mapped model weights)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {name: int(fields[field].split()[0]) / 1024 for name, field in MEMORY_FIELDS.items()}
+
+
+def heap_trims(base: str) -> dict:
+    """How often the server trimmed its heap and the mean seconds a trim took, from its /metrics."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    values = {sample.name: sample.value for family in text_string_to_metric_families(text)
+              for sample in family.samples if sample.name.startswith("flipkd_heap_trim_seconds_")}
+    count = values.get("flipkd_heap_trim_seconds_count", 0.0)
+    return {"count": int(count), "mean_s": values["flipkd_heap_trim_seconds_sum"] / count if count else None}
 
 
 def main() -> None:
@@ -58,17 +75,26 @@ def main() -> None:
     pairs = [pairs[i % len(pairs)] for i in range(args.requests)]
     settings = Settings(bundle=args.bundle, teacher=args.teacher, port=free_port(), shadow_share=0.1,
                         torch_threads=args.threads, student_workers=args.workers)
-    samples: list[tuple[float, int, float]] = []
+    samples: list[dict] = []
     answered = 0
+    settle_s = settings.heap_trim_interval_s + 1.0  # idle long enough for one heap trim to pass
     with server_process(settings) as (base, server):
         asyncio.run(closed_loop(base, pairs[-64:], 8))  # warm-up
+        time.sleep(settle_s)
         started = time.perf_counter()
-        samples.append((0.0, 0, rss_mib(server.pid)))
+
+        def record() -> dict:
+            sample = {"seconds": time.perf_counter() - started, "answered": answered,
+                      **memory_mib(server.pid)}
+            samples.append(sample)
+            return sample
+
+        record()
         stop = threading.Event()
 
         def sample() -> None:
             while not stop.wait(args.sample_s):
-                samples.append((time.perf_counter() - started, answered, rss_mib(server.pid)))
+                record()
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -81,21 +107,30 @@ def main() -> None:
             load = asyncio.run(closed_loop(base, pairs, args.concurrency, count))
         stop.set()
         sampler.join()
-        samples.append((time.perf_counter() - started, answered, rss_mib(server.pid)))
-    start_mib, end_mib = samples[0][2], samples[-1][2]
+        under_load = record()
+        time.sleep(settle_s)
+        record()
+        trims = heap_trims(base)
+    start, end = samples[0], samples[-1]
+    max_mib = max(s["rss"] for s in samples)
     result = {"bundle": str(args.bundle), "data": str(args.data), "threads": args.threads,
               "workers": args.workers,
               "concurrency": args.concurrency, "load": load,
-              "rss_start_mib": round(start_mib, 1), "rss_end_mib": round(end_mib, 1),
-              "rss_max_mib": round(max(s[2] for s in samples), 1),
-              "rss_growth_percent": round(100 * (end_mib - start_mib) / start_mib, 2),
-              "server_exit_code": server.returncode,
-              "samples": [{"seconds": round(t, 1), "answered": n, "rss_mib": round(r, 1)}
-                          for t, n, r in samples]}
+              "heap_trim_interval_s": settings.heap_trim_interval_s,
+              **{f"{name}_start_mib": round(start[name], 1) for name in MEMORY_FIELDS},
+              **{f"{name}_end_mib": round(end[name], 1) for name in MEMORY_FIELDS},
+              **{f"{name}_growth_percent": round(100 * (end[name] - start[name]) / start[name], 2)
+                 for name in MEMORY_FIELDS},
+              "rss_end_under_load_mib": round(under_load["rss"], 1), "rss_max_mib": round(max_mib, 1),
+              "rss_max_over_start_percent": round(100 * (max_mib - start["rss"]) / start["rss"], 2),
+              "heap_trims": trims, "server_exit_code": server.returncode,
+              "samples": [{key: round(value, 1) for key, value in sample.items()} for sample in samples]}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.plot([s[1] for s in samples], [s[2] for s in samples])
+    for name, label in (("rss", "all"), ("anon", "anonymous"), ("file", "file-backed")):
+        axis.plot([s["answered"] for s in samples], [s[name] for s in samples], label=label)
+    axis.legend(fontsize=7)
     axis.set_xlabel("requests answered")
     axis.set_ylabel("server resident memory (MiB)")
     axis.set_title(f"soak: {len(pairs)} requests, concurrency {args.concurrency}", fontsize=9)

@@ -27,6 +27,7 @@ from models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from service.batched_engine import BatchedEngine
 from service.batching import BatcherStopped, BatchPolicy, QueueFull
 from service.engines import Engine, StudentEngine, TeacherEngine
+from service.heap_trim import trim_periodically
 from service.limits import BodySizeLimit, bound_texts, check_api_key
 from service.metrics import ServiceMetrics
 from service.runtime import runtime_info
@@ -158,8 +159,12 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
         loader = asyncio.create_task(_load_engines(state, factories))
+        trimmer = (asyncio.create_task(trim_periodically(settings.heap_trim_interval_s, metrics.heap_trim))
+                   if settings.heap_trim_interval_s > 0 else None)
         yield
         loader.cancel()
+        if trimmer is not None:
+            trimmer.cancel()
         for engine in (state.student, state.teacher):
             if engine is not None:
                 await engine.stop()

@@ -1,11 +1,13 @@
 """Prometheus metrics of the service (``flipkd_`` prefix, base units, no per-text labels).
 
-One :class:`ServiceMetrics` per app, on its own registry, so several apps (tests) never collide.
+One :class:`ServiceMetrics` per app, on its own registry, so several apps (tests) never collide. The
+registry also carries prometheus-client's standard ``process_*`` metrics (resident memory, CPU seconds,
+open files) of the serving process.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -45,4 +47,7 @@ class ServiceMetrics:
         self.shadow_gap = Histogram("flipkd_shadow_score_gap", "|student - teacher| similarity in shadow",
                                     buckets=GAP_BUCKETS, registry=r)
         self.ready = Gauge("flipkd_ready", "1 when the model is loaded and warmed up", ["engine"], registry=r)
+        self.heap_trim = Histogram("flipkd_heap_trim_seconds", "time to return the C heap's free pages",
+                                   buckets=LATENCY_BUCKETS, registry=r)
+        ProcessCollector(registry=r)
         self.model_info = Info("flipkd_model", "loaded bundle and models", registry=r)

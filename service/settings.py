@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(4096, ge=1)
     max_wait_ms: float = Field(5.0, ge=0)
     max_queue: int = Field(1024, ge=1, description="texts waiting per engine before 429")
+    heap_trim_interval_s: float = Field(10.0, ge=0, description="seconds between returns of the C heap's "
+                                        "free pages to the OS (0: never)")
     cache_size: int = Field(10_000, ge=0, description="embeddings kept for repeated texts (0: off)")
 
     shadow_share: float = Field(0.0, ge=0, le=1, description="share of requests also scored by the teacher")

@@ -36,7 +36,8 @@ def settings_for(bundle: Path, teacher: Path, **extra) -> Settings:
 def server(student_bundle, exported_teacher, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     log = tmp_path_factory.mktemp("shadow") / "disagreements.jsonl"
     settings = settings_for(student_bundle, exported_teacher, api_key=KEY, shadow_share=1.0, shadow_log=log,
-                            max_texts=8, max_text_chars=200, overlong="reject", max_body_bytes=20_000)
+                            max_texts=8, max_text_chars=200, overlong="reject", max_body_bytes=20_000,
+                            heap_trim_interval_s=0.5)
     with running_server(settings) as base:
         yield base, log
 
@@ -160,6 +161,8 @@ def test_metrics_parse_and_add_up(server):
     assert shadowed == 3
     assert after[("flipkd_ready", (("engine", "student"),))] == 1.0
     assert any(name == "flipkd_batch_size_count" for name, _ in after)
+    assert after[("flipkd_heap_trim_seconds_count", ())] > 0  # trimmed every 0.5 s
+    assert after[("process_resident_memory_bytes", ())] > 100e6
 
 
 def scrape(base: str) -> dict[tuple[str, tuple], float]:
