@@ -21,9 +21,9 @@ ONNX_FILE = "teacher.onnx"
 
 def make_session(model_file: Path, threads: int) -> ort.InferenceSession:
     """A CPU session with an explicit thread count (onnxruntime otherwise sizes it from the host), and
-    without onnxruntime's CPU memory arena: the arena keeps its peak and fragments on inputs of varying
-    shape (+47 MB over 600 random ATEC batches after a full-batch warm-up), while memory handed back to
-    malloc can be returned to the OS (+4 MB with ``malloc_trim``, see ``service.heap_trim``)."""
+    without onnxruntime's CPU memory arena: the arena keeps whatever peak it once reached, while memory
+    handed back to malloc goes back to the OS at the server's next ``malloc_trim`` (``service.heap_trim``;
+    growth over random batches after warm-up: ``bench/teacher_memory.py``)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
