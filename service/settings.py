@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     port: int = 8000
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs it")
     # Cores used by the student = torch_threads x student_workers. On CPU, one single-threaded batch per
-    # core served 28% more texts/s than one batch on all cores (2-core benchmark in the README).
+    # core served 16% more texts/s than one batch on all cores (2-core benchmark in the README).
     torch_threads: int = Field(1, ge=1, description="torch threads per student batch")
     student_workers: int = Field(2, ge=1, description="student batches run at once, each in its own thread")
     teacher_threads: int = Field(1, ge=1)
