@@ -11,8 +11,8 @@ read from /proc every ``--sample-s`` seconds. "start" is after the warm-up reque
 last request, each once the server has been idle for one heap-trim interval plus a second, so both are
 read in the same state; the largest value seen under load is reported beside them. Resident memory is
 split as /proc reports it: anonymous (heaps, arenas: what a leak would grow) and file-backed (libraries
-and the memory-mapped model weights). The server's settings
-come from ``FLIPKD_*`` variables as usual (``FLIPKD_HEAP_TRIM_INTERVAL_S=0`` turns trimming off).
+and the memory-mapped model weights). The server's settings come from ``FLIPKD_*`` variables as usual
+(``FLIPKD_HEAP_TRIM_INTERVAL_S=0`` turns trimming off).
 Writes ``results.json`` and ``rss.png``.
 """
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -25,13 +26,10 @@ VARIANTS = {"arena": (True, False), "arena, trimmed": (True, True), "no arena": 
             "no arena, trimmed (served)": (False, True)}
 
 
-def anon_mib() -> float:
-    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-    return int(fields["RssAnon"].split()[0]) / 1024
-
-
 def run_variant(teacher: Path, data: Path, batches: int, arena: bool, trim: bool) -> dict:
     """One variant in this process: anonymous MiB above the post-warm-up level at each checkpoint."""
+    from service_soak import memory_mib
+
     import models.onnx_teacher as onnx_teacher
     from service.app import warm_up_batches
     from service.heap_trim import heap_trimmer
@@ -56,6 +54,9 @@ def run_variant(teacher: Path, data: Path, batches: int, arena: bool, trim: bool
     trimmer = heap_trimmer() if trim else None
     if trimmer is not None:
         trimmer()
+    def anon_mib() -> float:
+        return memory_mib(os.getpid())["anon"]
+
     start, rng, growth = anon_mib(), random.Random(0), []
     started = time.perf_counter()
     for index in range(batches):
