@@ -59,7 +59,12 @@ def length_sorted_batches(texts: Sequence[str], batch_size: int, progress: str |
     """Indices of ``texts`` grouped into batches of similar length (longest first) to limit padding;
     with ``progress`` (a label) iterating them shows a progress bar on stderr."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    return with_progress([order[start:start + batch_size] for start in range(0, len(order), batch_size)],
+                         progress)
+
+
+def with_progress(batches: list[list[int]], progress: str | None) -> Iterable[list[int]]:
+    """``batches`` as they are, or behind a progress bar on stderr labelled ``progress``."""
     return batches if progress is None else tqdm(batches, desc=progress, unit="batch", file=sys.stderr)
 
 

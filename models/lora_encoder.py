@@ -24,8 +24,9 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from models.bi_encoder import length_sorted_batches
+from models.bi_encoder import with_progress
 from models.encoder_spec import EncoderSpec
+from models.padding import CPU_FORWARD_OVERHEAD_TOKENS, padding_aware_batches
 from models.pooling import masked_mean
 
 ADAPTER_NAME = "default"
@@ -172,10 +173,14 @@ class LoraEncoder(nn.Module):
 
     @torch.inference_mode()
     def embed(self, texts: Sequence[str], batch_size: int = 32, progress: str | None = None) -> torch.Tensor:
-        """Representations (N, dim) in float32 for ``texts``, in length-sorted batches."""
+        """Representations (N, dim) in float32 for ``texts``, in sub-batches of at most ``batch_size``
+        split by token count to limit padding (:mod:`models.padding`; on CPU only, where padded tokens
+        cost as much as real ones)."""
         self.eval()
         out = torch.empty(len(texts), self.dim)
-        for batch in length_sorted_batches(texts, batch_size, progress):
+        overhead = CPU_FORWARD_OVERHEAD_TOKENS if self.device.type == "cpu" else None
+        batches = padding_aware_batches(self.token_counts(texts), batch_size, overhead)
+        for batch in with_progress(batches, progress):
             out[batch] = self(**self.tokenize([texts[i] for i in batch])).cpu()
         return out
 

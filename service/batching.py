@@ -1,8 +1,12 @@
 """A dynamic batcher that knows nothing about models.
 
 Items are queued with their token counts. A batch closes when it holds ``max_batch_size`` items, when
-adding the next item would pass ``max_batch_tokens``, or ``max_wait_s`` after its first item arrived;
-it is sorted by token count (longest first, to limit padding inside the runner's own sub-batches) and
+adding the next item would pass ``max_batch_tokens``, or ``max_wait_s`` after it opened: after its first
+item arrived, or after a worker became free to take it if that item was already waiting. (Counting from
+the first item alone, an item left over from the previous batch would close the next one at once, alone,
+while the requests answered by the batch that just finished were still coming back: under steady load
+batches then cycle through sizes such as 32, 30, 2, and requests wait a whole batch behind tiny ones.)
+It is sorted by token count (longest first, to limit padding inside the runner's own sub-batches) and
 handed to ``run_batch`` in a worker thread, off the event loop. Up to ``workers`` batches run at once,
 each in its own thread (``run_batch`` must then be thread-safe); a batch starts collecting only when a
 worker is free, so items keep arriving into it while the others run. ``submit`` fails fast with
@@ -28,7 +32,7 @@ Result = TypeVar("Result")
 class BatchPolicy:
     max_batch_size: int = 32
     max_batch_tokens: int = 4096
-    max_wait_s: float = 0.005
+    max_wait_s: float = 0.02
     max_queue: int = 1024
     workers: int = 1
 
@@ -124,7 +128,7 @@ class DynamicBatcher(Generic[Item, Result]):
         first = await self._first()
         self._batches_open += 1
         batch, tokens = [first], first.tokens
-        deadline = first.enqueued + self.policy.max_wait_s
+        deadline = max(first.enqueued, time.perf_counter()) + self.policy.max_wait_s
         while len(batch) < self.policy.max_batch_size:
             pending = await self._within(deadline)
             if pending is None:

@@ -70,6 +70,29 @@ def test_token_budget_closes_a_batch_and_batches_are_sorted_longest_first():
     assert batches[2] == ["eeeee"]
 
 
+def test_an_item_left_waiting_still_gathers_what_arrives_once_a_worker_is_free():
+    """The wait is counted from when the worker could take the batch, not from when its first item
+    arrived: a leftover does not run alone while the answered callers are sending their next items."""
+    async def scenario():
+        runner = Recorder()
+        runner.gate.clear()
+        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=8, max_wait_s=0.05))
+        batcher.start()
+        blocker = asyncio.ensure_future(batcher.submit("blocker", 1))
+        await asyncio.sleep(0.08)  # the blocker's batch has closed and is held at the gate
+        leftover = asyncio.ensure_future(batcher.submit("leftover", 1))
+        await asyncio.sleep(0.1)  # the leftover has waited twice max_wait behind the held batch
+        runner.gate.set()
+        await blocker
+        await asyncio.sleep(0.01)
+        late = [asyncio.ensure_future(batcher.submit(t, 1)) for t in ("next a", "next b")]
+        await asyncio.gather(leftover, *late)
+        await batcher.stop()
+        return runner.batches
+
+    assert run(scenario()) == [["blocker"], ["leftover", "next a", "next b"]]
+
+
 def test_full_queue_is_refused_at_once():
     async def scenario():
         runner = Recorder()

@@ -1,0 +1,113 @@
+"""What one student forward costs on CPU as a function of its padded tokens, and what splitting a mixed
+batch by length (``models.padding``) gains.
+
+Usage: python bench/forward_cost.py --data data/atec/test.jsonl --out bench/results/forward_cost_cpu.json
+           [--bundle DIR: default bundle] [--threads 1]
+
+1. Forwards of ``size`` copies of a ``length``-token text for size 1..32 and lengths 16 and 32 (the
+   median of ``--repeats`` interleaved runs each); a least-squares line ``seconds = fixed + per_token x
+   size x length`` over them gives the fixed cost of a forward in tokens of work, ``fixed / per_token``
+   (the figure behind ``models.padding.CPU_FORWARD_OVERHEAD_TOKENS``).
+2. The data's texts in file order, in batches of ``--batch-size``, embedded as one padded forward per
+   batch (``overhead=None``) and split by ``padding_aware_batches`` with each overhead in ``OVERHEADS``;
+   texts/s of each, taking every batch through all of them in turn so the CPU's drifting speed hits all
+   alike. Small sub-batches also run below the per-token rate of large ones, so the best overhead for the
+   split is above the fitted fixed cost; ``CPU_FORWARD_OVERHEAD_TOKENS`` is the one chosen here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import models.lora_encoder as lora_encoder
+from models.bundle import DEFAULT_BUNDLE, load_bundle
+from models.padding import CPU_FORWARD_OVERHEAD_TOKENS, padding_aware_batches
+from service.engines import StudentEngine
+from training.data import load_pairs
+
+SIZES = (1, 2, 4, 8, 16, 32)
+OVERHEADS = (32, 64, 96, 128, 192, 256)
+LENGTHS = (16, 32)
+
+
+def forward_seconds(encoder: lora_encoder.LoraEncoder, size: int, length: int) -> float:
+    ids = torch.full((size, length), 100, dtype=torch.long)
+    with torch.inference_mode():
+        started = time.perf_counter()
+        encoder(ids, torch.ones_like(ids))
+        return time.perf_counter() - started
+
+
+def fixed_cost(encoder: lora_encoder.LoraEncoder, repeats: int) -> dict:
+    shapes = [(size, length) for length in LENGTHS for size in SIZES]
+    for shape in shapes:
+        forward_seconds(encoder, *shape)
+    runs: dict[tuple[int, int], list[float]] = {shape: [] for shape in shapes}
+    for _ in tqdm(range(repeats), desc="forward shapes"):
+        for shape in shapes:
+            runs[shape].append(forward_seconds(encoder, *shape))
+    medians = {shape: statistics.median(times) for shape, times in runs.items()}
+    design = np.array([[1.0, size * length] for size, length in shapes])
+    fixed, per_token = np.linalg.lstsq(design, np.array([medians[s] for s in shapes]), rcond=None)[0]
+    return {"shapes": [{"size": s, "length": n, "median_ms": round(1000 * medians[(s, n)], 2)}
+                       for s, n in shapes],
+            "fixed_ms": round(1000 * fixed, 2), "per_token_ms": round(1000 * per_token, 4),
+            "overhead_tokens": round(fixed / per_token, 1)}
+
+
+def embed_split(encoder: lora_encoder.LoraEncoder, texts: list[str], overhead: int | None) -> None:
+    """What ``LoraEncoder.embed`` does with one batch, with the split's ``overhead`` chosen here."""
+    with torch.inference_mode():
+        for batch in padding_aware_batches(encoder.token_counts(texts), len(texts), overhead):
+            encoder(**encoder.tokenize([texts[i] for i in batch]))
+
+
+def split_gain(encoder: lora_encoder.LoraEncoder, texts: list[str], batch_size: int) -> dict:
+    """texts/s of one padded forward per batch and of the length-aware split at each overhead."""
+    batches = [texts[i:i + batch_size] for i in range(0, len(texts) - batch_size + 1, batch_size)]
+    overheads = {"one_forward": None} | {str(overhead): overhead for overhead in OVERHEADS}
+    seconds = dict.fromkeys(overheads, 0.0)
+    for batch in tqdm(batches, desc="mixed batches"):
+        for name, overhead in overheads.items():
+            started = time.perf_counter()
+            embed_split(encoder, batch, overhead)
+            seconds[name] += time.perf_counter() - started
+    texts_per_s = {name: len(batches) * batch_size / s for name, s in seconds.items()}
+    chosen = texts_per_s[str(CPU_FORWARD_OVERHEAD_TOKENS)]
+    return {"batch_size": batch_size, "batches": len(batches),
+            "texts_per_s": {name: round(value, 1) for name, value in texts_per_s.items()},
+            "speed_up_at_chosen_overhead": round(chosen / texts_per_s["one_forward"], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--texts", type=int, default=1024)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    engine = StudentEngine(load_bundle(args.bundle), device="cpu")
+    texts = [t for p in load_pairs(args.data) for t in (p.text_a, p.text_b)][:args.texts]
+    result = {"bundle": str(args.bundle), "data": str(args.data), "threads": args.threads,
+              "overhead_used": CPU_FORWARD_OVERHEAD_TOKENS, "fit": fixed_cost(engine.encoder, args.repeats),
+              "mixed_batches": split_gain(engine.encoder, texts, args.batch_size)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "fit"} | {"fit": {
+        k: v for k, v in result["fit"].items() if k != "shapes"}}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
