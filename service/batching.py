@@ -1,11 +1,15 @@
 """A dynamic batcher that knows nothing about models.
 
 Items are queued with their token counts. A batch closes when it holds ``max_batch_size`` items, when
-adding the next item would pass ``max_batch_tokens``, or ``max_wait_s`` after it opened: after its first
-item arrived, or after a worker became free to take it if that item was already waiting. (Counting from
-the first item alone, an item left over from the previous batch would close the next one at once, alone,
-while the requests answered by the batch that just finished were still coming back: under steady load
-batches then cycle through sizes such as 32, 30, 2, and requests wait a whole batch behind tiny ones.)
+adding the next item would pass ``max_batch_tokens``, or when its wait is over. It waits only when no
+other worker is free (then the items still to come would queue behind running batches anyway), for
+``max_wait_s`` after it opened: after its first item arrived, or after a worker became free to take it if
+that item was already waiting. While another worker is free it takes what is queued and runs at once,
+so a lone request never waits for company and concurrent requests spread over the idle workers.
+(Counting the wait from the first item alone, an item left over from the previous batch closed the next
+one at once, alone, while the requests answered by the batch that just finished were still coming back:
+under steady load batches cycled through sizes such as 32, 30, 2, and requests waited a whole batch
+behind tiny ones.)
 It is sorted by token count (longest first, to limit padding inside the runner's own sub-batches) and
 handed to ``run_batch`` in a worker thread, off the event loop. Up to ``workers`` batches run at once,
 each in its own thread (``run_batch`` must then be thread-safe); a batch starts collecting only when a
@@ -124,11 +128,13 @@ class DynamicBatcher(Generic[Item, Result]):
         except TimeoutError:
             return None
 
-    async def _collect(self) -> list[_Pending]:
+    async def _collect(self, free_workers: asyncio.Semaphore) -> list[_Pending]:
+        """The next batch, for a worker already taken from ``free_workers``."""
         first = await self._first()
         self._batches_open += 1
         batch, tokens = [first], first.tokens
-        deadline = max(first.enqueued, time.perf_counter()) + self.policy.max_wait_s
+        wait = self.policy.max_wait_s if free_workers.locked() else 0.0
+        deadline = max(first.enqueued, time.perf_counter()) + wait
         while len(batch) < self.policy.max_batch_size:
             pending = await self._within(deadline)
             if pending is None:
@@ -145,7 +151,7 @@ class DynamicBatcher(Generic[Item, Result]):
         free_workers = asyncio.Semaphore(self.policy.workers)
         while True:
             await free_workers.acquire()
-            batch = [p for p in await self._collect() if not p.future.cancelled()]
+            batch = [p for p in await self._collect(free_workers) if not p.future.cancelled()]
             task = loop.create_task(self._run(loop, batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)

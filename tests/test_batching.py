@@ -93,6 +93,21 @@ def test_an_item_left_waiting_still_gathers_what_arrives_once_a_worker_is_free()
     assert run(scenario()) == [["blocker"], ["leftover", "next a", "next b"]]
 
 
+def test_a_batch_does_not_wait_for_company_while_another_worker_is_free():
+    async def scenario():
+        runner = Recorder()
+        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=8, max_wait_s=0.5, workers=2))
+        batcher.start()
+        alone = asyncio.ensure_future(batcher.submit("alone", 1))
+        await asyncio.sleep(0.05)
+        later = asyncio.ensure_future(batcher.submit("later", 1))
+        await asyncio.gather(alone, later)
+        await batcher.stop()
+        return runner.batches
+
+    assert run(scenario()) == [["alone"], ["later"]]  # with one worker both would share a batch
+
+
 def test_full_queue_is_refused_at_once():
     async def scenario():
         runner = Recorder()
