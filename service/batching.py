@@ -1,15 +1,15 @@
 """A dynamic batcher that knows nothing about models.
 
 Items are queued with their token counts. A batch closes when it holds ``max_batch_size`` items, when
-adding the next item would pass ``max_batch_tokens``, or when its wait is over. It waits only when no
-other worker is free (then the items still to come would queue behind running batches anyway), for
-``max_wait_s`` after it opened: after its first item arrived, or after a worker became free to take it if
-that item was already waiting. While another worker is free it takes what is queued and runs at once,
-so a lone request never waits for company and concurrent requests spread over the idle workers.
-(Counting the wait from the first item alone, an item left over from the previous batch closed the next
-one at once, alone, while the requests answered by the batch that just finished were still coming back:
-under steady load batches cycled through sizes such as 32, 30, 2, and requests waited a whole batch
-behind tiny ones.)
+adding the next item would pass ``max_batch_tokens``, or when its wait is over. It waits for company,
+``max_wait_s`` from the moment it takes its first item, only when no other worker is free and load is
+evident: another batch is running (the callers it answers, and others, send while it runs), or items
+were already waiting when this worker became free. Otherwise it takes what is queued and runs at once,
+so a lone request never waits for company, with one worker or several, and concurrent requests spread
+over idle workers. (Counting the wait from the first item's arrival instead, an item left over from the
+previous batch closed the next one at once, alone, while the callers answered by the batch that just
+finished were still sending: under steady load batches cycled through sizes such as 32, 30, 2, and
+requests waited a whole batch behind tiny ones.)
 It is sorted by token count (longest first, to limit padding inside the runner's own sub-batches) and
 handed to ``run_batch`` in a worker thread, off the event loop. Up to ``workers`` batches run at once,
 each in its own thread (``run_batch`` must then be thread-safe); a batch starts collecting only when a
@@ -130,11 +130,13 @@ class DynamicBatcher(Generic[Item, Result]):
 
     async def _collect(self, free_workers: asyncio.Semaphore) -> list[_Pending]:
         """The next batch, for a worker already taken from ``free_workers``."""
+        already_waiting = self.depth > 0
         first = await self._first()
         self._batches_open += 1
         batch, tokens = [first], first.tokens
-        wait = self.policy.max_wait_s if free_workers.locked() else 0.0
-        deadline = max(first.enqueued, time.perf_counter()) + wait
+        load_evident = self._batches_open > 1 or already_waiting
+        wait = self.policy.max_wait_s if free_workers.locked() and load_evident else 0.0
+        deadline = time.perf_counter() + wait
         while len(batch) < self.policy.max_batch_size:
             pending = await self._within(deadline)
             if pending is None:

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     # 20 ms gathers the requests a finished batch's callers send back (they arrive over ~10-20 ms on
     # loopback at 32 in flight); 5 and 10 ms left batches cycling through sizes such as 32, 24, 8.
     max_wait_ms: float = Field(20.0, ge=0, description="how long a batch stays open for more texts "
-                               "when no other worker is free (with one free it runs at once)")
+                               "when no other worker is free and another batch runs or texts were waiting")
     max_queue: int = Field(1024, ge=1, description="texts waiting per engine before 429")
     heap_trim_interval_s: float = Field(10.0, ge=0, description="seconds between returns of the C heap's "
                                         "free pages to the OS (0: never)")

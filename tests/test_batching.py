@@ -17,8 +17,13 @@ class Recorder:
         self.delay = delay
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # set once a batch has reached the runner
+        self.held = threading.Event()  # a batch holding the item "held" waits for this
 
     def __call__(self, items):
+        self.entered.set()
+        if "held" in items:
+            self.held.wait()
         self.gate.wait()
         time.sleep(self.delay)
         self.batches.append(list(items))
@@ -71,17 +76,17 @@ def test_token_budget_closes_a_batch_and_batches_are_sorted_longest_first():
 
 
 def test_an_item_left_waiting_still_gathers_what_arrives_once_a_worker_is_free():
-    """The wait is counted from when the worker could take the batch, not from when its first item
-    arrived: a leftover does not run alone while the answered callers are sending their next items."""
+    """The wait is counted from when the worker takes the batch, not from when its first item arrived:
+    a leftover does not run alone while the answered callers are sending their next items."""
     async def scenario():
         runner = Recorder()
         runner.gate.clear()
-        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=8, max_wait_s=0.05))
+        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=8, max_wait_s=0.3))
         batcher.start()
         blocker = asyncio.ensure_future(batcher.submit("blocker", 1))
-        await asyncio.sleep(0.08)  # the blocker's batch has closed and is held at the gate
+        assert await asyncio.to_thread(runner.entered.wait, 10)  # its batch is held at the gate
         leftover = asyncio.ensure_future(batcher.submit("leftover", 1))
-        await asyncio.sleep(0.1)  # the leftover has waited twice max_wait behind the held batch
+        await asyncio.sleep(0.4)  # the leftover has waited longer than max_wait behind the held batch
         runner.gate.set()
         await blocker
         await asyncio.sleep(0.01)
@@ -93,10 +98,11 @@ def test_an_item_left_waiting_still_gathers_what_arrives_once_a_worker_is_free()
     assert run(scenario()) == [["blocker"], ["leftover", "next a", "next b"]]
 
 
-def test_a_batch_does_not_wait_for_company_while_another_worker_is_free():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_lone_item_on_an_idle_batcher_runs_at_once(workers):
     async def scenario():
         runner = Recorder()
-        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=8, max_wait_s=0.5, workers=2))
+        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=8, max_wait_s=0.5, workers=workers))
         batcher.start()
         alone = asyncio.ensure_future(batcher.submit("alone", 1))
         await asyncio.sleep(0.05)
@@ -105,7 +111,26 @@ def test_a_batch_does_not_wait_for_company_while_another_worker_is_free():
         await batcher.stop()
         return runner.batches
 
-    assert run(scenario()) == [["alone"], ["later"]]  # with one worker both would share a batch
+    assert run(scenario()) == [["alone"], ["later"]]  # waiting 0.5 s would have put both in one batch
+
+
+def test_with_every_other_worker_busy_a_batch_waits_for_company():
+    async def scenario():
+        runner = Recorder()
+        batcher = DynamicBatcher(runner, BatchPolicy(max_batch_size=8, max_wait_s=0.3, workers=2))
+        batcher.start()
+        held = asyncio.ensure_future(batcher.submit("held", 1))
+        assert await asyncio.to_thread(runner.entered.wait, 10)  # one worker is busy until released
+        first = asyncio.ensure_future(batcher.submit("first", 1))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(batcher.submit("second", 1))
+        await asyncio.gather(first, second)
+        runner.held.set()
+        await held
+        await batcher.stop()
+        return runner.batches
+
+    assert run(scenario()) == [["first", "second"], ["held"]]
 
 
 def test_full_queue_is_refused_at_once():
