@@ -65,9 +65,7 @@ def fixed_cost(encoder: lora_encoder.LoraEncoder, repeats: int) -> dict:
 
 def embed_split(encoder: lora_encoder.LoraEncoder, texts: list[str], overhead: int | None) -> None:
     """What ``LoraEncoder.embed`` does with one batch, with the split's ``overhead`` chosen here."""
-    with torch.inference_mode():
-        for batch in padding_aware_batches(encoder.token_counts(texts), len(texts), overhead):
-            encoder(**encoder.tokenize([texts[i] for i in batch]))
+    encoder.embed_in(texts, padding_aware_batches(encoder.token_counts(texts), len(texts), overhead))
 
 
 def split_gain(encoder: lora_encoder.LoraEncoder, texts: list[str], batch_size: int) -> dict:

@@ -171,15 +171,20 @@ class LoraEncoder(nn.Module):
             captured.clear()
         return nn.functional.normalize(pooled, dim=-1) if self.spec.normalize else pooled
 
-    @torch.inference_mode()
     def embed(self, texts: Sequence[str], batch_size: int = 32, progress: str | None = None) -> torch.Tensor:
         """Representations (N, dim) in float32 for ``texts``, in sub-batches of at most ``batch_size``
         split by token count to limit padding (:mod:`models.padding`; on CPU only, where padded tokens
         cost as much as real ones)."""
+        overhead = CPU_FORWARD_OVERHEAD_TOKENS if self.device.type == "cpu" else None
+        return self.embed_in(texts, padding_aware_batches(self.token_counts(texts), batch_size, overhead),
+                             progress)
+
+    @torch.inference_mode()
+    def embed_in(self, texts: Sequence[str], batches: list[list[int]], progress: str | None = None
+                 ) -> torch.Tensor:
+        """Representations (N, dim) in float32 for ``texts``, one forward per sub-batch of indices."""
         self.eval()
         out = torch.empty(len(texts), self.dim)
-        overhead = CPU_FORWARD_OVERHEAD_TOKENS if self.device.type == "cpu" else None
-        batches = padding_aware_batches(self.token_counts(texts), batch_size, overhead)
         for batch in with_progress(batches, progress):
             out[batch] = self(**self.tokenize([texts[i] for i in batch])).cpu()
         return out
