@@ -65,7 +65,8 @@ def fixed_cost(encoder: lora_encoder.LoraEncoder, repeats: int) -> dict:
 
 def embed_split(encoder: lora_encoder.LoraEncoder, texts: list[str], overhead: int | None) -> None:
     """What ``LoraEncoder.embed`` does with one batch, with the split's ``overhead`` chosen here."""
-    encoder.embed_in(texts, padding_aware_batches(encoder.token_counts(texts), len(texts), overhead))
+    ids = encoder.token_ids(texts)
+    encoder.embed_in(ids, padding_aware_batches([len(row) for row in ids], len(ids), overhead))
 
 
 def split_gain(encoder: lora_encoder.LoraEncoder, texts: list[str], batch_size: int) -> dict:

@@ -10,9 +10,9 @@ bounded closed-loop generator in this process keeps ``concurrency`` requests in 
 - ``batched``: the dynamic batcher as configured; ``one_at_a_time``: ``max_batch_size=1``;
 - ``teacher``: every request served by the ONNX teacher (``ab_share=1``);
 - ``repeated_cache_on`` / ``repeated_cache_off``: a workload drawing its pairs from 50 distinct pairs.
-Also measured in the same run: the bare student's batched forward throughput on the same texts (batch
-sizes 1..64, no HTTP, no queue) and its tokens/s as a share of the bf16 matmul rate
-(2 x parameters of the layers run x tokens/s / rate). The goals at concurrency 32 come from
+Also measured in the same run: the bare student's batched forward throughput on the same texts, already
+tokenized (batch sizes 1..64; no HTTP, no queue, no tokenizing), and its tokens/s as a share of the bf16
+matmul rate (2 x parameters of the layers run x tokens/s / rate). The goals at concurrency 32 come from
 ``--rounds`` paired rounds: each round measures the bare student at its best layout and batch size (the
 share's reference) and at the service's own layout and ``max_batch_size`` (the latency bound's full
 batch), then the batched service; the goals are medians over rounds, because this CPU's speed drifts by
@@ -53,8 +53,15 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
                       on_answer: Callable[[], None] | None = None) -> dict:
     """``concurrency`` workers each send one /match request at a time until every pair is answered;
     ``on_answer`` runs after each response. aiohttp (C HTTP parser) keeps the generator's own CPU use
-    small on a machine it shares with the server; ``client_cpu`` is that use in cores."""
+    small on a machine it shares with the server; ``client_cpu`` is that use in cores.
+
+    Rates are steady-state: answers between the ``concurrency``-th answer and the last request's send,
+    over that time, while every worker has a request in flight (the ramp-up, and the drain in which
+    fewer and fewer requests remain, are left out; ``overall_texts_per_s`` counts the whole run).
+    Latency percentiles are over every request."""
     latencies: list[float] = []
+    answered_at: list[float] = []
+    sent_at: list[float] = []
     statuses: dict[int, int] = {}
     cursor = iter(range(len(pairs)))
 
@@ -62,9 +69,11 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
         for index in cursor:
             a, b = pairs[index]
             started = time.perf_counter()
+            sent_at.append(started)
             async with session.post(f"{base}/match", json={"pair": {"text_a": a, "text_b": b}}) as response:
                 await response.read()
-            latencies.append(time.perf_counter() - started)
+            answered_at.append(time.perf_counter())
+            latencies.append(answered_at[-1] - started)
             statuses[response.status] = statuses.get(response.status, 0) + 1
             if on_answer is not None:
                 on_answer()
@@ -76,9 +85,14 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
         client_cpu = (time.process_time() - cpu_started) / elapsed
+    full_from, full_to = sorted(answered_at)[min(concurrency, len(answered_at)) - 1], max(sent_at)
+    steady = sum(full_from < t <= full_to for t in answered_at)
+    pairs_per_s = steady / (full_to - full_from) if steady else len(latencies) / elapsed
     ms = np.array(latencies) * 1000
     return {"concurrency": concurrency, "requests": len(latencies), "seconds": round(elapsed, 2),
-            "pairs_per_s": len(latencies) / elapsed, "texts_per_s": 2 * len(latencies) / elapsed,
+            "steady_seconds": round(max(full_to - full_from, 0.0), 2),
+            "pairs_per_s": pairs_per_s, "texts_per_s": 2 * pairs_per_s,
+            "overall_texts_per_s": 2 * len(latencies) / elapsed,
             "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
             "p99_ms": float(np.percentile(ms, 99)), "statuses": statuses, "client_cpu": client_cpu}
 
@@ -98,7 +112,8 @@ def median_row(rows: list[dict]) -> dict:
         for status, count in row["statuses"].items():
             statuses[status] = statuses.get(status, 0) + count
     medians = {key: float(np.median([row[key] for row in rows]))
-               for key in ("pairs_per_s", "texts_per_s", "p50_ms", "p95_ms", "p99_ms", "client_cpu")}
+               for key in ("pairs_per_s", "texts_per_s", "overall_texts_per_s", "p50_ms", "p95_ms", "p99_ms",
+                           "client_cpu")}
     return {"concurrency": rows[0]["concurrency"], "requests": sum(row["requests"] for row in rows),
             "seconds": round(sum(row["seconds"] for row in rows), 2), **medians, "statuses": statuses}
 
@@ -122,23 +137,24 @@ def run_scenario(settings: Settings, pairs: list[tuple[str, str]], concurrencies
         return rows
 
 
-def bare_forward(engine: StudentEngine, texts: list[str], tokens: list[int], size: int, streams: int,
+def bare_forward(engine: StudentEngine, ids: list[list[int]], size: int, streams: int,
                  threads: int) -> tuple[float, float]:
-    """(texts/s, tokens/s) of the student's own forward on batches of ``size`` (no HTTP, no queue), with
-    ``streams`` threads each running its share of the batches on ``threads`` torch threads."""
+    """(texts/s, tokens/s) of the student's own forward on batches of ``size`` tokenized texts (no HTTP,
+    no queue, no tokenizing), with ``streams`` threads each running its share of the batches on
+    ``threads`` torch threads."""
     torch.set_num_threads(threads)
-    batches = [list(range(i, min(i + size, len(texts)))) for i in range(0, min(len(texts), 512), size)]
+    batches = [list(range(i, min(i + size, len(ids)))) for i in range(0, min(len(ids), 512), size)]
     shares = [batches[stream::streams] for stream in range(streams)]
 
     def run(share: list[list[int]]) -> None:
         for batch in share:
-            engine.embed([texts[i] for i in batch])
+            engine.embed_ids([ids[i] for i in batch])
 
     started = time.perf_counter()
     with ThreadPoolExecutor(streams) as pool:
         list(pool.map(run, shares))
     seconds = time.perf_counter() - started
-    return sum(len(b) for b in batches) / seconds, sum(tokens[i] for b in batches for i in b) / seconds
+    return sum(len(b) for b in batches) / seconds, sum(len(ids[i]) for b in batches for i in b) / seconds
 
 
 def bare_model(engine: StudentEngine, texts: list[str], rate_gflops: float, threads: int,
@@ -146,8 +162,8 @@ def bare_model(engine: StudentEngine, texts: list[str], rate_gflops: float, thre
     """The bare student's batched forward by batch size in every layout of the same ``threads x workers``
     cores: one stream on all of them, one single-threaded stream per core, and the service's own
     ``workers`` streams of ``threads`` threads. The best of all is the reference the service is held to."""
-    engine.embed(texts[:8])
-    tokens = engine.token_counts(texts)
+    ids = engine.token_ids(texts)
+    engine.embed_ids(ids[:8])
     gflop = transformer_gflop_per_token(list(engine.encoder.body.layers))
     cores = threads * workers
     shapes = ((1, cores), (cores, 1), (workers, threads))
@@ -156,7 +172,7 @@ def bare_model(engine: StudentEngine, texts: list[str], rate_gflops: float, thre
     cells = [(name, size) for name in layouts for size in (1, 8, 16, 32, 64)]
     for name, size in tqdm(cells, desc="bare student"):
         streams, layout_threads = layouts[name]
-        texts_per_s, tokens_per_s = bare_forward(engine, texts, tokens, size, streams, layout_threads)
+        texts_per_s, tokens_per_s = bare_forward(engine, ids, size, streams, layout_threads)
         by_layout[name][size] = {"texts_per_s": texts_per_s, "tokens_per_s": tokens_per_s,
                                  "share_of_bf16_rate": gflop * tokens_per_s / rate_gflops}
     torch.set_num_threads(threads)
@@ -166,7 +182,7 @@ def bare_model(engine: StudentEngine, texts: list[str], rate_gflops: float, thre
             "best_layout": best_layout, "best_streams_and_threads": layouts[best_layout],
             "best_batch_size": best_size,
             "best_texts_per_s": by_layout[best_layout][best_size]["texts_per_s"],
-            "mean_tokens_per_text": float(np.mean(tokens)), "gflop_per_token": gflop}
+            "mean_tokens_per_text": float(np.mean([len(row) for row in ids])), "gflop_per_token": gflop}
 
 
 def main() -> None:
@@ -201,14 +217,14 @@ def main() -> None:
     defaults = Settings(**common)
     result["batching"] = {"max_batch_size": defaults.max_batch_size, "max_wait_ms": defaults.max_wait_ms,
                           "max_batch_tokens": defaults.max_batch_tokens}
-    tokens = engine.token_counts(texts)
+    ids = engine.token_ids(texts)
 
     def reference() -> dict:
         """The bare student at its best layout and batch size, and at the service's own layout and
         ``max_batch_size`` (the full batch of the latency bound)."""
         best_streams, best_threads = bare["best_streams_and_threads"]
-        best = bare_forward(engine, texts, tokens, bare["best_batch_size"], best_streams, best_threads)[0]
-        full = bare_forward(engine, texts, tokens, defaults.max_batch_size, args.workers, args.threads)[0]
+        best = bare_forward(engine, ids, bare["best_batch_size"], best_streams, best_threads)[0]
+        full = bare_forward(engine, ids, defaults.max_batch_size, args.workers, args.threads)[0]
         torch.set_num_threads(args.threads)
         return {"bare_best_texts_per_s": best, "bare_full_batch_texts_per_s": full}
 

@@ -26,7 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from models.bi_encoder import with_progress
 from models.encoder_spec import EncoderSpec
-from models.padding import CPU_FORWARD_OVERHEAD_TOKENS, padding_aware_batches
+from models.padding import CPU_FORWARD_OVERHEAD_TOKENS, padding_aware_batches, right_padded
 from models.pooling import masked_mean
 
 ADAPTER_NAME = "default"
@@ -115,20 +115,22 @@ class LoraEncoder(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.peft.parameters()).dtype
 
-    def token_counts(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of each templated text after truncation to ``spec.max_length`` (no padding)."""
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each templated text, truncated to ``spec.max_length`` (no padding)."""
         with self._tokenizer_lock:
             encoded = self.tokenizer([self.spec.format(text) for text in texts], truncation=True,
                                      max_length=self.spec.max_length)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return encoded["input_ids"]
+
+    def padded(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """Right-padded ``input_ids`` and ``attention_mask`` (B, longest) on the encoder's device."""
+        input_ids, attention_mask = right_padded(ids, self.tokenizer.pad_token_id)
+        return {"input_ids": torch.from_numpy(input_ids).to(self.device),
+                "attention_mask": torch.from_numpy(attention_mask).to(self.device)}
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Template, truncate to ``spec.max_length`` and right-pad a batch of texts."""
-        with self._tokenizer_lock:
-            encoded = self.tokenizer([self.spec.format(text) for text in texts], padding=True,
-                                     truncation=True, max_length=self.spec.max_length, return_tensors="pt")
-        return {"input_ids": encoded["input_ids"].to(self.device),
-                "attention_mask": encoded["attention_mask"].to(self.device)}
+        return self.padded(self.token_ids(texts))
 
     @contextmanager
     def _running(self, layers: nn.ModuleList):
@@ -172,21 +174,26 @@ class LoraEncoder(nn.Module):
         return nn.functional.normalize(pooled, dim=-1) if self.spec.normalize else pooled
 
     def embed(self, texts: Sequence[str], batch_size: int = 32, progress: str | None = None) -> torch.Tensor:
-        """Representations (N, dim) in float32 for ``texts``, in sub-batches of at most ``batch_size``
-        split by token count to limit padding (:mod:`models.padding`; on CPU only, where padded tokens
-        cost as much as real ones)."""
+        """Representations (N, dim) in float32 for ``texts`` (:meth:`embed_ids` of their token ids)."""
+        return self.embed_ids(self.token_ids(texts), batch_size, progress)
+
+    def embed_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32, progress: str | None = None
+                  ) -> torch.Tensor:
+        """Representations (N, dim) in float32 for tokenized texts (:meth:`token_ids`), in sub-batches of
+        at most ``batch_size`` split by token count to limit padding (:mod:`models.padding`; on CPU only,
+        where padded tokens cost as much as real ones)."""
         overhead = CPU_FORWARD_OVERHEAD_TOKENS if self.device.type == "cpu" else None
-        return self.embed_in(texts, padding_aware_batches(self.token_counts(texts), batch_size, overhead),
+        return self.embed_in(ids, padding_aware_batches([len(row) for row in ids], batch_size, overhead),
                              progress)
 
     @torch.inference_mode()
-    def embed_in(self, texts: Sequence[str], batches: list[list[int]], progress: str | None = None
+    def embed_in(self, ids: Sequence[Sequence[int]], batches: list[list[int]], progress: str | None = None
                  ) -> torch.Tensor:
-        """Representations (N, dim) in float32 for ``texts``, one forward per sub-batch of indices."""
+        """Representations (N, dim) in float32 for tokenized texts, one forward per sub-batch of indices."""
         self.eval()
-        out = torch.empty(len(texts), self.dim)
+        out = torch.empty(len(ids), self.dim)
         for batch in with_progress(batches, progress):
-            out[batch] = self(**self.tokenize([texts[i] for i in batch])).cpu()
+            out[batch] = self(**self.padded([ids[i] for i in batch])).cpu()
         return out
 
     def save_adapter(self, folder: Path, base_name: str | None = None) -> None:

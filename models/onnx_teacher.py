@@ -14,7 +14,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from models.bi_encoder import TeacherConfig, length_sorted_batches, pair_cosines
+from models.bi_encoder import TeacherConfig, pair_cosines, with_progress
+from models.padding import padding_aware_batches, right_padded
 
 ONNX_FILE = "teacher.onnx"
 
@@ -42,9 +43,9 @@ class OnnxTeacher:
         self.session = make_session(folder / model_file, threads)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.config.max_length)
-        pad_id = self.tokenizer.token_to_id(self.tokenizer.padding["pad_token"]) \
+        self.pad_id = self.tokenizer.token_to_id(self.tokenizer.padding["pad_token"]) \
             if self.tokenizer.padding else self._pad_id()
-        self.tokenizer.enable_padding(pad_id=pad_id)
+        self.tokenizer.no_padding()  # batches are padded by :meth:`padded`, per sub-batch
 
     def _pad_id(self) -> int:
         for token in ("<pad>", "[PAD]"):
@@ -53,21 +54,34 @@ class OnnxTeacher:
                 return token_id
         return 0
 
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each prefixed text, truncated to the teacher's max length (no padding)."""
+        return [encoding.ids for encoding in
+                self.tokenizer.encode_batch([self.config.query_prefix + text for text in texts])]
+
+    def padded(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        """int64 ``input_ids`` and ``attention_mask``, right-padded to the longest row."""
+        input_ids, attention_mask = right_padded(ids, self.pad_id)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """int64 ``input_ids`` and ``attention_mask`` for prefixed, truncated, padded texts."""
-        encodings = self.tokenizer.encode_batch([self.config.query_prefix + text for text in texts])
-        return {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-        }
+        return self.padded(self.token_ids(texts))
 
     def embed(self, texts: Sequence[str], batch_size: int = 32, progress: str | None = None) -> np.ndarray:
-        """Unit-length embeddings (N, D), computed in length-sorted batches."""
+        """Unit-length embeddings (N, D) for ``texts`` (:meth:`embed_ids` of their token ids)."""
+        return self.embed_ids(self.token_ids(texts), batch_size, progress)
+
+    def embed_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32, progress: str | None = None
+                  ) -> np.ndarray:
+        """Unit-length embeddings (N, D) for tokenized texts, in batches of at most ``batch_size`` by
+        token count (longest first) to limit padding."""
         out: np.ndarray | None = None
-        for batch in length_sorted_batches(texts, batch_size, progress):
-            (vectors,) = self.session.run(None, self.tokenize([texts[i] for i in batch]))
+        batches = padding_aware_batches([len(row) for row in ids], batch_size, overhead=None)
+        for batch in with_progress(batches, progress):
+            (vectors,) = self.session.run(None, self.padded([ids[i] for i in batch]))
             if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                out = np.empty((len(ids), vectors.shape[1]), dtype=np.float32)
             out[batch] = vectors
         assert out is not None, "embed() needs at least one text"
         return out

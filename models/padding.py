@@ -17,7 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 CPU_FORWARD_OVERHEAD_TOKENS = 128
+
+
+def right_padded(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """int64 ``(input_ids, attention_mask)`` of shape (len(ids), longest): each row's ids, then
+    ``pad_id`` with mask 0 up to the longest row."""
+    longest = max(len(row) for row in ids)
+    input_ids = np.full((len(ids), longest), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((len(ids), longest), dtype=np.int64)
+    for index, row in enumerate(ids):
+        input_ids[index, :len(row)] = row
+        attention_mask[index, :len(row)] = 1
+    return input_ids, attention_mask
 
 
 def padding_aware_batches(lengths: Sequence[int], max_size: int, overhead: int | None) -> list[list[int]]:

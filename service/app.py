@@ -307,7 +307,7 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
             raise HTTPException(422, "input must be a non-empty string or a list of non-empty strings")
         model = "teacher" if body.model == "teacher" else "student"
         vectors, engine = await embeddings_of(texts, model)
-        tokens = sum(engine.engine.token_counts(texts))
+        tokens = sum(len(ids) for ids in engine.engine.token_ids(texts))
         return OpenAIEmbeddingResponse(
             data=[OpenAIEmbedding(index=i, embedding=v.round(6).tolist()) for i, v in enumerate(vectors)],
             model=f"flipkd-{model}", usage=OpenAIUsage(prompt_tokens=tokens, total_tokens=tokens))

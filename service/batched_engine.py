@@ -1,7 +1,8 @@
 """An engine behind its own dynamic batcher and embedding cache, reporting to the metrics.
 
-``embed(texts)`` splits a request into texts; each distinct text is looked up in the cache, joined if
-already in flight, or queued for the batcher with its token count. Results come back in request order.
+``embed(texts)`` splits a request into texts and tokenizes the distinct ones; each is looked up in the
+cache (by text), joined if already in flight, or queued for the batcher as its token ids. Results come
+back in request order.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ class BatchedEngine:
         self.engine = engine
         self.name = engine.name
         self.metrics = metrics
-        self.batcher: DynamicBatcher[str, np.ndarray] = DynamicBatcher(self._run, policy, self._record,
+        self.batcher: DynamicBatcher[list[int], np.ndarray] = DynamicBatcher(self._run, policy, self._record,
                                                                        engine.name)
         self.cache: EmbeddingCache[np.ndarray] = EmbeddingCache(cache_size)
 
-    def _run(self, texts: Sequence[str]) -> list[np.ndarray]:
-        return list(self.engine.embed(texts))
+    def _run(self, ids: Sequence[list[int]]) -> list[np.ndarray]:
+        return list(self.engine.embed_ids(ids))
 
     def _record(self, stats: BatchStats) -> None:
         labels = {"engine": self.name}
@@ -39,7 +40,7 @@ class BatchedEngine:
             self.metrics.queue_wait.labels(**labels).observe(wait)
 
     async def warm_up(self, batches: Sequence[Sequence[str]]) -> None:
-        await self.batcher.warm_up(batches)
+        await self.batcher.warm_up([self.engine.token_ids(texts) for texts in batches])
 
     def start(self) -> None:
         self.batcher.start()
@@ -54,13 +55,13 @@ class BatchedEngine:
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(N, D) unit-length embeddings in request order; raises QueueFull when the queue is full."""
         distinct = list(dict.fromkeys(texts))
-        counts = self.engine.token_counts(distinct)
+        token_ids = self.engine.token_ids(distinct)
 
-        def submit(text: str, tokens: int):
-            return lambda: self.batcher.submit(text, tokens)
+        def submit(ids: list[int]):
+            return lambda: self.batcher.submit(ids, len(ids))
 
-        looked_up = await asyncio.gather(*(self.cache.get_or_compute(text, submit(text, tokens))
-                                           for text, tokens in zip(distinct, counts, strict=True)))
+        looked_up = await asyncio.gather(*(self.cache.get_or_compute(text, submit(ids))
+                                           for text, ids in zip(distinct, token_ids, strict=True)))
         for _, hit in looked_up:
             self.metrics.cache.labels(engine=self.name, result="hit" if hit else "miss").inc()
         self.metrics.queue_depth.labels(engine=self.name).set(self.depth)

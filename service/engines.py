@@ -1,8 +1,9 @@
-"""Model runners behind the batchers: they take a list of texts and know nothing about HTTP.
+"""Model runners behind the batchers: they tokenize texts and embed token ids, and know nothing about HTTP.
 
-Both return unit-length float32 embeddings (N, D) and count tokens the way they will truncate, so the
-batcher's token budget matches the work. The student runs torch (bf16 on CPU, CUDA when present) with
-early exit; the teacher runs onnxruntime with an explicit thread count.
+A text is tokenized once, on the event loop, the way the engine truncates it: its ids are what the
+batcher queues and counts against its token budget, and what the engine runs (padded per sub-batch).
+Both return unit-length float32 embeddings (N, D). The student runs torch (bf16 on CPU, CUDA when
+present) with early exit; the teacher runs onnxruntime with an explicit thread count.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ class Engine(Protocol):
     name: str
     threshold: float
 
-    def token_counts(self, texts: Sequence[str]) -> list[int]: ...
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]: ...
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray: ...
 
 
 class StudentEngine:
@@ -49,11 +50,11 @@ class StudentEngine:
         memory creeps up by the rows traffic has touched instead of being known at start."""
         self.encoder.body.embed_tokens.weight.sum()
 
-    def token_counts(self, texts: Sequence[str]) -> list[int]:
-        return self.encoder.token_counts(texts)  # thread-safe: runs on the event loop beside batches
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.encoder.token_ids(texts)  # thread-safe: runs on the event loop beside batches
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encoder.embed(list(texts), batch_size=len(texts)).numpy()
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.encoder.embed_ids(ids, batch_size=len(ids)).numpy()
 
 
 class TeacherEngine:
@@ -65,9 +66,8 @@ class TeacherEngine:
         self.teacher = OnnxTeacher(folder, threads)
         self.threshold = self.teacher.threshold
 
-    def token_counts(self, texts: Sequence[str]) -> list[int]:
-        encodings = self.teacher.tokenizer.encode_batch([self.teacher.config.query_prefix + t for t in texts])
-        return [sum(encoding.attention_mask) for encoding in encodings]  # the tokenizer pads
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.teacher.token_ids(texts)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.teacher.embed(list(texts), batch_size=len(texts))
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.teacher.embed_ids(ids, batch_size=len(ids))

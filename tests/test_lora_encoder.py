@@ -53,6 +53,18 @@ def test_representation_equals_hand_computation_on_the_full_model(smollm_dir, st
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
 
 
+def test_tokenize_pads_like_the_tokenizer_itself(student):
+    """Ids are tokenized once without padding and padded per batch: the same tensors as the tokenizer's
+    own truncation and right padding."""
+    texts = [*TEXTS, "a text far longer than the sixteen tokens the spec keeps " * 3]
+    own = student.tokenizer([SPEC.format(text) for text in texts], padding=True, truncation=True,
+                            max_length=SPEC.max_length, return_tensors="pt")
+    ours = student.tokenize(texts)
+    assert torch.equal(ours["input_ids"], own["input_ids"])
+    assert torch.equal(ours["attention_mask"], own["attention_mask"])
+    assert ours["input_ids"].shape[1] == SPEC.max_length
+
+
 def test_two_stage_training_pass_equals_the_one_pass_forward(student):
     """Training reads encode_hidden(frozen_hidden(x)); serving reads forward(x): the same function."""
     batch = student.tokenize(TEXTS)

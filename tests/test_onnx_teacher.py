@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from tokenizers import Tokenizer
 
 from models.bi_encoder import TeacherConfig, TorchBiEncoder
 from models.onnx_teacher import OnnxTeacher
@@ -28,6 +29,19 @@ def test_graph_has_dynamic_batch_and_length(exported_teacher):
     assert together.shape == (3, 384)
     np.testing.assert_allclose(together, alone, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+def test_tokenize_pads_like_the_tokenizer_itself(exported_teacher):
+    onnx = OnnxTeacher(exported_teacher, threads=1)
+    own = Tokenizer.from_file(str(exported_teacher / "tokenizer.json"))
+    own.enable_truncation(max_length=onnx.config.max_length)
+    own.enable_padding(pad_id=onnx.pad_id)
+    texts = ["short", "fever " * 200, "a mid-size question about a rash"]
+    encodings = own.encode_batch([onnx.config.query_prefix + text for text in texts])
+    ours = onnx.tokenize(texts)
+    np.testing.assert_array_equal(ours["input_ids"], [e.ids for e in encodings])
+    np.testing.assert_array_equal(ours["attention_mask"], [e.attention_mask for e in encodings])
+    assert ours["input_ids"].shape[1] == onnx.config.max_length
 
 
 def test_export_check_passes_and_writes_int8(trained_teacher, exported_teacher):

@@ -1,9 +1,10 @@
 import itertools
 import random
 
+import numpy as np
 import pytest
 
-from models.padding import padding_aware_batches
+from models.padding import padding_aware_batches, right_padded
 
 
 def padded_work(lengths: list[int], batches: list[list[int]], overhead: int) -> int:
@@ -52,3 +53,10 @@ def test_equal_lengths_stay_in_full_batches():
 
 def test_without_overhead_consecutive_longest_first_batches_of_max_size():
     assert padding_aware_batches([5, 1, 3, 9, 2], 2, None) == [[3, 0], [2, 4], [1]]
+
+
+def test_right_padded_rows_keep_their_ids_then_the_pad_id_with_mask_zero():
+    input_ids, attention_mask = right_padded([[5, 6, 7], [8], [9, 10]], pad_id=0)
+    np.testing.assert_array_equal(input_ids, [[5, 6, 7], [8, 0, 0], [9, 10, 0]])
+    np.testing.assert_array_equal(attention_mask, [[1, 1, 1], [1, 0, 0], [1, 1, 0]])
+    assert input_ids.dtype == attention_mask.dtype == np.int64

@@ -177,10 +177,10 @@ def scrape(base: str) -> dict[tuple[str, tuple], float]:
 class FailingStudent(StudentEngine):
     """A real student whose every batch raises after warm-up, as a broken model would."""
 
-    def embed(self, texts):
-        if not all(text.startswith(WARM_UP_TEXT) for text in texts):
+    def embed_ids(self, ids):
+        if not all(WARM_UP_TEXT in text for text in self.encoder.tokenizer.batch_decode(ids)):
             raise RuntimeError("student broke")
-        return super().embed(texts)
+        return super().embed_ids(ids)
 
 
 def test_failing_student_is_covered_by_the_teacher(student_bundle, exported_teacher):
@@ -247,23 +247,23 @@ def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_t
     assert "Application shutdown complete" in output, output[-2000:]
 
 
-def test_token_counting_and_batch_tokenization_in_two_threads_do_not_interfere(student_bundle):
-    """The event loop counts tokens while the batcher's thread tokenizes a batch (padding on)."""
+def test_tokenizing_on_the_loop_and_in_a_batch_thread_do_not_interfere(student_bundle):
+    """The event loop tokenizes requests while a batch thread tokenizes texts of its own."""
     engine = StudentEngine(load_bundle(student_bundle))
     texts = [f"question {i} about a rash " * (i % 9 + 1) for i in range(48)]
-    expected = engine.token_counts(texts)
+    expected = engine.token_ids(texts)
     errors: list[Exception] = []
 
     def embed_batches() -> None:
         for _ in range(15):
             try:
-                engine.embed(texts[:16])
+                engine.encoder.embed(texts[:16])
             except Exception as error:  # noqa: BLE001 - any failure is the finding
                 errors.append(error)
 
     worker = threading.Thread(target=embed_batches)
     worker.start()
     while worker.is_alive():
-        assert engine.token_counts(texts) == expected
+        assert engine.token_ids(texts) == expected
     worker.join()
     assert not errors, errors[:1]
