@@ -26,7 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from models.bi_encoder import with_progress
 from models.encoder_spec import EncoderSpec
-from models.padding import CPU_FORWARD_OVERHEAD_TOKENS, padding_aware_batches, right_padded
+from models.padding import STUDENT_CPU_OVERHEAD_TOKENS, padding_aware_batches, right_padded
 from models.pooling import masked_mean
 
 ADAPTER_NAME = "default"
@@ -182,7 +182,7 @@ class LoraEncoder(nn.Module):
         """Representations (N, dim) in float32 for tokenized texts (:meth:`token_ids`), in sub-batches of
         at most ``batch_size`` split by token count to limit padding (:mod:`models.padding`; on CPU only,
         where padded tokens cost as much as real ones)."""
-        overhead = CPU_FORWARD_OVERHEAD_TOKENS if self.device.type == "cpu" else None
+        overhead = STUDENT_CPU_OVERHEAD_TOKENS if self.device.type == "cpu" else None
         return self.embed_in(ids, padding_aware_batches([len(row) for row in ids], batch_size, overhead),
                              progress)
 

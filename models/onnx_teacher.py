@@ -15,7 +15,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from models.bi_encoder import TeacherConfig, pair_cosines, with_progress
-from models.padding import padding_aware_batches, right_padded
+from models.padding import TEACHER_CPU_OVERHEAD_TOKENS, padding_aware_batches, right_padded
 
 ONNX_FILE = "teacher.onnx"
 
@@ -74,10 +74,15 @@ class OnnxTeacher:
 
     def embed_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32, progress: str | None = None
                   ) -> np.ndarray:
-        """Unit-length embeddings (N, D) for tokenized texts, in batches of at most ``batch_size`` by
-        token count (longest first) to limit padding."""
+        """Unit-length embeddings (N, D) for tokenized texts (:meth:`token_ids`), in sub-batches of at
+        most ``batch_size`` split by token count to limit padding (:mod:`models.padding`)."""
+        batches = padding_aware_batches([len(row) for row in ids], batch_size, TEACHER_CPU_OVERHEAD_TOKENS)
+        return self.embed_in(ids, batches, progress)
+
+    def embed_in(self, ids: Sequence[Sequence[int]], batches: list[list[int]], progress: str | None = None
+                 ) -> np.ndarray:
+        """Unit-length embeddings (N, D) for tokenized texts, one session run per sub-batch of indices."""
         out: np.ndarray | None = None
-        batches = padding_aware_batches([len(row) for row in ids], batch_size, overhead=None)
         for batch in with_progress(batches, progress):
             (vectors,) = self.session.run(None, self.padded([ids[i] for i in batch]))
             if out is None:

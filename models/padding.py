@@ -3,10 +3,11 @@
 A forward over ``size`` texts padded to the longest, ``longest`` tokens, costs about
 ``overhead + size x longest`` token-steps: padding is computed like real tokens, and each forward has a
 fixed cost on top (on CPU, streaming the layers' weights from memory), and small sub-batches run below
-the per-token rate of large ones. ``CPU_FORWARD_OVERHEAD_TOKENS`` is the overhead that split mixed
-batches of 32 ATEC texts fastest for the 8-layer student on one thread (``bench/forward_cost.py``, which
-also fits the fixed cost alone). With the lengths sorted longest first,
-the cheapest split into contiguous sub-batches of at most ``max_size`` is exact by dynamic programming:
+the per-token rate of large ones. ``STUDENT_CPU_OVERHEAD_TOKENS`` and ``TEACHER_CPU_OVERHEAD_TOKENS``
+are the overheads that split mixed batches of 32 ATEC texts fastest on one thread, for the 8-layer
+student (torch, bf16) and the e5-small ONNX teacher (fp32) (``bench/forward_cost.py``, which also fits
+the fixed cost alone). With the lengths sorted longest first, the cheapest split into contiguous
+sub-batches of at most ``max_size`` is exact by dynamic programming:
 
     best[0] = 0,   best[i] = min over i - max_size <= j < i of  best[j] + overhead + (i - j) x length[j]
 
@@ -19,7 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-CPU_FORWARD_OVERHEAD_TOKENS = 128
+STUDENT_CPU_OVERHEAD_TOKENS = 128
+TEACHER_CPU_OVERHEAD_TOKENS = 16
 
 
 def right_padded(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
