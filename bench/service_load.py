@@ -57,8 +57,9 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
 
     Rates are steady-state: answers between the ``concurrency``-th answer and the last request's send,
     over that time, while every worker has a request in flight (the ramp-up, and the drain in which
-    fewer and fewer requests remain, are left out; ``overall_texts_per_s`` counts the whole run).
-    Latency percentiles are over every request."""
+    fewer and fewer requests remain, are left out; ``overall_texts_per_s`` counts the whole run). A run
+    too short for that window to hold ``concurrency`` answers reports its whole-run rate there
+    (``steady_seconds`` 0). Latency percentiles are over every request."""
     latencies: list[float] = []
     answered_at: list[float] = []
     sent_at: list[float] = []
@@ -87,10 +88,11 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
         client_cpu = (time.process_time() - cpu_started) / elapsed
     full_from, full_to = sorted(answered_at)[min(concurrency, len(answered_at)) - 1], max(sent_at)
     steady = sum(full_from < t <= full_to for t in answered_at)
-    pairs_per_s = steady / (full_to - full_from) if steady else len(latencies) / elapsed
+    steady_seconds = full_to - full_from if steady >= concurrency else 0.0
+    pairs_per_s = steady / steady_seconds if steady_seconds else len(latencies) / elapsed
     ms = np.array(latencies) * 1000
     return {"concurrency": concurrency, "requests": len(latencies), "seconds": round(elapsed, 2),
-            "steady_seconds": round(max(full_to - full_from, 0.0), 2),
+            "steady_seconds": round(steady_seconds, 2),
             "pairs_per_s": pairs_per_s, "texts_per_s": 2 * pairs_per_s,
             "overall_texts_per_s": 2 * len(latencies) / elapsed,
             "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
@@ -115,7 +117,9 @@ def median_row(rows: list[dict]) -> dict:
                for key in ("pairs_per_s", "texts_per_s", "overall_texts_per_s", "p50_ms", "p95_ms", "p99_ms",
                            "client_cpu")}
     return {"concurrency": rows[0]["concurrency"], "requests": sum(row["requests"] for row in rows),
-            "seconds": round(sum(row["seconds"] for row in rows), 2), **medians, "statuses": statuses}
+            "seconds": round(sum(row["seconds"] for row in rows), 2),
+            "steady_seconds": round(sum(row["steady_seconds"] for row in rows), 2), **medians,
+            "statuses": statuses}
 
 
 def run_scenario(settings: Settings, pairs: list[tuple[str, str]], concurrencies: list[int], name: str,

@@ -83,8 +83,9 @@ class LoraEncoder(nn.Module):
         self.peft.base_model.model.lm_head = nn.Identity()
         self.to(device)
         self._local = _Captures()
-        # a fast tokenizer changes its padding/truncation state per call: one call at a time
+        # a fast tokenizer sets its truncation state on every call: one call at a time
         self._tokenizer_lock = threading.Lock()
+        self._pad_id = self.tokenizer.pad_token_id
         self._read_keys = [(layer, module) for layer in self.layers_read for module in spec.modules]
         self.dim = spec.rank * len(self._read_keys)
         for layer, module in self._read_keys:
@@ -124,7 +125,7 @@ class LoraEncoder(nn.Module):
 
     def padded(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         """Right-padded ``input_ids`` and ``attention_mask`` (B, longest) on the encoder's device."""
-        input_ids, attention_mask = right_padded(ids, self.tokenizer.pad_token_id)
+        input_ids, attention_mask = right_padded(ids, self._pad_id)
         return {"input_ids": torch.from_numpy(input_ids).to(self.device),
                 "attention_mask": torch.from_numpy(attention_mask).to(self.device)}
 

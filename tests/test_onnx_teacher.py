@@ -35,7 +35,7 @@ def test_tokenize_pads_like_the_tokenizer_itself(exported_teacher):
     onnx = OnnxTeacher(exported_teacher, threads=1)
     own = Tokenizer.from_file(str(exported_teacher / "tokenizer.json"))
     own.enable_truncation(max_length=onnx.config.max_length)
-    own.enable_padding(pad_id=onnx.pad_id)
+    own.enable_padding(pad_id=own.token_to_id("[PAD]"))
     texts = ["short", "fever " * 200, "a mid-size question about a rash"]
     encodings = own.encode_batch([onnx.config.query_prefix + text for text in texts])
     ours = onnx.tokenize(texts)

@@ -6,7 +6,6 @@ import asyncio
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,6 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.bundle import load_bundle
 from service.app import WARM_UP_TEXT, EngineFactories
 from service.engines import StudentEngine
 from service.server import free_port, running_server, server_process
@@ -245,25 +243,3 @@ def test_sigterm_under_load_loses_no_accepted_request(student_bundle, exported_t
     assert process.returncode in (0, -signal.SIGTERM)
     output = log.read_text()
     assert "Application shutdown complete" in output, output[-2000:]
-
-
-def test_tokenizing_on_the_loop_and_in_a_batch_thread_do_not_interfere(student_bundle):
-    """The event loop tokenizes requests while a batch thread tokenizes texts of its own."""
-    engine = StudentEngine(load_bundle(student_bundle))
-    texts = [f"question {i} about a rash " * (i % 9 + 1) for i in range(48)]
-    expected = engine.token_ids(texts)
-    errors: list[Exception] = []
-
-    def embed_batches() -> None:
-        for _ in range(15):
-            try:
-                engine.encoder.embed(texts[:16])
-            except Exception as error:  # noqa: BLE001 - any failure is the finding
-                errors.append(error)
-
-    worker = threading.Thread(target=embed_batches)
-    worker.start()
-    while worker.is_alive():
-        assert engine.token_ids(texts) == expected
-    worker.join()
-    assert not errors, errors[:1]
