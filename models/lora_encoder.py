@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from tokenizers import Tokenizer
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
@@ -83,9 +84,12 @@ class LoraEncoder(nn.Module):
         self.peft.base_model.model.lm_head = nn.Identity()
         self.to(device)
         self._local = _Captures()
-        # a fast tokenizer sets its truncation state on every call: one call at a time
-        self._tokenizer_lock = threading.Lock()
         self._pad_id = self.tokenizer.pad_token_id
+        # its own copy of the fast tokenizer's backend, set up once: the transformers wrapper sets the
+        # backend's truncation on every call, so a shared one is not safe to call from several threads
+        self._ids_tokenizer = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+        self._ids_tokenizer.no_padding()
+        self._ids_tokenizer.enable_truncation(max_length=spec.max_length)
         self._read_keys = [(layer, module) for layer in self.layers_read for module in spec.modules]
         self.dim = spec.rank * len(self._read_keys)
         for layer, module in self._read_keys:
@@ -117,11 +121,9 @@ class LoraEncoder(nn.Module):
         return next(self.peft.parameters()).dtype
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each templated text, truncated to ``spec.max_length`` (no padding)."""
-        with self._tokenizer_lock:
-            encoded = self.tokenizer([self.spec.format(text) for text in texts], truncation=True,
-                                     max_length=self.spec.max_length)
-        return encoded["input_ids"]
+        """Token ids of each templated text, truncated to ``spec.max_length`` (no padding); thread-safe."""
+        return [encoding.ids for encoding in
+                self._ids_tokenizer.encode_batch([self.spec.format(text) for text in texts])]
 
     def padded(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         """Right-padded ``input_ids`` and ``attention_mask`` (B, longest) on the encoder's device."""

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,8 +27,9 @@ from service.batched_engine import BatchedEngine
 from service.batching import BatcherStopped, BatchPolicy, QueueFull
 from service.engines import Engine, StudentEngine, TeacherEngine
 from service.heap_trim import trim_periodically
-from service.limits import BodySizeLimit, bound_texts, check_api_key
+from service.limits import BodySizeLimit, bound_texts
 from service.metrics import ServiceMetrics
+from service.observe import ObserveRequests
 from service.runtime import runtime_info
 from service.schemas import (
     EmbedRequest,
@@ -175,20 +175,7 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
                   description="Text matching by an LLM student distilled from a small teacher.")
     app.state.service = state
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        started = time.perf_counter()
-        route = request.url.path if request.url.path in _ROUTES else "other"
-        try:
-            check_api_key(settings, request.url.path, request.headers.get("authorization"),
-                          request.headers.get("x-api-key"))
-            response = await call_next(request)
-        except HTTPException as error:
-            response = JSONResponse({"error": error.detail}, status_code=error.status_code,
-                                    headers=error.headers)
-        metrics.requests.labels(route=route, status=str(response.status_code)).inc()
-        metrics.request_duration.labels(route=route).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(ObserveRequests, settings=settings, metrics=metrics)
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
@@ -349,6 +336,3 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
 
     return BodySizeLimit(app, settings.max_body_bytes)
 
-
-_ROUTES = frozenset({"/match", "/embed", "/v1/embeddings", "/healthz", "/readyz", "/metrics", "/info",
-                     "/docs", "/openapi.json"})
