@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=Settings.model_fields["student_workers"].default,
                         help="student batches run at once")
     parser.add_argument("--max-batch-size", type=int, default=Settings.model_fields["max_batch_size"].default)
-    parser.add_argument("--rounds", type=int, default=7,
+    parser.add_argument("--rounds", type=int, default=15,
                         help="paired rounds (bare model, then service) at concurrency 32")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
