@@ -11,29 +11,21 @@ requests in flight, one pair per /match request. Writes every run and the mean p
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
-from service_load import BENCH_SETTINGS, run_scenario
+from service_load import BENCH_SETTINGS, load_bench_parser, run_scenario
 
-from models.bundle import DEFAULT_BUNDLE
 from service.server import free_port
 from service.settings import Settings
 from training.data import load_pairs
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
-    parser.add_argument("--teacher", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
+    parser = load_bench_parser(__doc__, requests=600)
     parser.add_argument("--layout", action="append", required=True, metavar="WORKERSxTHREADS")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
     runs = []

@@ -189,12 +189,19 @@ def bare_model(engine: StudentEngine, texts: list[str], rate_gflops: float, thre
             "mean_tokens_per_text": float(np.mean([len(row) for row in ids])), "gflop_per_token": gflop}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def load_bench_parser(doc: str, requests: int) -> argparse.ArgumentParser:
+    """The arguments of every loopback load benchmark: bundle, teacher, pairs, how many, where to write."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     parser.add_argument("--teacher", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def main() -> None:
+    parser = load_bench_parser(__doc__, requests=600)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--threads", type=int, default=Settings.model_fields["torch_threads"].default,
                         help="torch threads per student batch")
@@ -203,7 +210,6 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=Settings.model_fields["max_batch_size"].default)
     parser.add_argument("--rounds", type=int, default=15,
                         help="paired rounds (bare model, then service) at concurrency 32")
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
     common = {"bundle": args.bundle, "teacher": args.teacher, **BENCH_SETTINGS, "torch_threads": args.threads,

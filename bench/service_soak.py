@@ -18,7 +18,6 @@ Writes ``results.json`` and ``rss.png``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import threading
@@ -31,10 +30,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-from service_load import closed_loop  # noqa: E402
+from service_load import closed_loop, load_bench_parser  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from models.bundle import DEFAULT_BUNDLE  # noqa: E402
 from service.server import free_port, server_process  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.data import load_pairs  # noqa: E402
@@ -60,18 +58,13 @@ def heap_trims(base: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
-    parser.add_argument("--teacher", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--requests", type=int, default=20_000)
+    parser = load_bench_parser(__doc__, requests=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--threads", type=int, default=Settings.model_fields["torch_threads"].default,
                         help="torch threads per student batch")
     parser.add_argument("--workers", type=int, default=Settings.model_fields["student_workers"].default,
                         help="student batches run at once")
     parser.add_argument("--sample-s", type=float, default=2.0)
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)]
     pairs = [pairs[i % len(pairs)] for i in range(args.requests)]

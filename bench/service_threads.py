@@ -14,16 +14,14 @@ student's forwards.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import time
 from pathlib import Path
 
-from service_load import BENCH_SETTINGS, closed_loop
+from service_load import BENCH_SETTINGS, closed_loop, load_bench_parser
 
-from models.bundle import DEFAULT_BUNDLE
 from service.server import free_port, server_process
 from service.settings import Settings
 from training.data import load_pairs
@@ -44,13 +42,8 @@ def thread_cpu_seconds(pid: int) -> dict[tuple[int, str], float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
-    parser.add_argument("--teacher", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--requests", type=int, default=1200)
+    parser = load_bench_parser(__doc__, requests=1200)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
     settings = Settings(bundle=args.bundle, teacher=args.teacher, port=free_port(), **BENCH_SETTINGS)
