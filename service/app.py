@@ -29,7 +29,7 @@ from service.engines import Engine, StudentEngine, TeacherEngine
 from service.heap_trim import trim_periodically
 from service.limits import BodySizeLimit, bound_texts
 from service.metrics import ServiceMetrics
-from service.observe import ObserveRequests
+from service.observe import ObserveRequests, error_response
 from service.runtime import runtime_info
 from service.schemas import (
     EmbedRequest,
@@ -179,7 +179,7 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
+        return error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -24,7 +24,7 @@ class BatchedEngine:
         self.name = engine.name
         self.metrics = metrics
         self.batcher: DynamicBatcher[list[int], np.ndarray] = DynamicBatcher(self._run, policy, self._record,
-                                                                       engine.name)
+                                                                             engine.name)
         self.cache: EmbeddingCache[np.ndarray] = EmbeddingCache(cache_size)
 
     def _run(self, ids: Sequence[list[int]]) -> list[np.ndarray]:

@@ -23,6 +23,11 @@ ROUTES = frozenset({"/match", "/embed", "/v1/embeddings", "/healthz", "/readyz",
                     "/docs", "/openapi.json"})
 
 
+def error_response(error: HTTPException) -> JSONResponse:
+    """The service's answer to an ``HTTPException``: ``{"error": detail}`` with its status and headers."""
+    return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
+
+
 class ObserveRequests:
     def __init__(self, app: ASGIApp, settings: Settings, metrics: ServiceMetrics) -> None:
         self.app = app
@@ -49,9 +54,7 @@ class ObserveRequests:
                 check_api_key(self.settings, scope["path"], headers.get("authorization"),
                               headers.get("x-api-key"))
             except HTTPException as error:
-                refusal = JSONResponse({"error": error.detail}, status_code=error.status_code,
-                                       headers=error.headers)
-                await refusal(scope, receive, observed_send)
+                await error_response(error)(scope, receive, observed_send)
                 return
             await self.app(scope, receive, observed_send)
         finally:
