@@ -23,6 +23,7 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cu13
 FROM torch-${TORCH_FLAVOR} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY cli ./cli
 COPY models ./models
 COPY training ./training
 COPY service ./service

@@ -25,12 +25,12 @@ import torch  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
-from models.bundle import load_bundle  # noqa: E402
-from models.onnx_teacher import OnnxTeacher  # noqa: E402
-from training.data import load_pairs, split_path  # noqa: E402
-from training.evaluate import load_student  # noqa: E402
-from training.metrics import bootstrap_f1_interval, classification_metrics  # noqa: E402
-from training.student_scores import student_scores  # noqa: E402
+from flipkd.models.bundle import load_bundle  # noqa: E402
+from flipkd.models.onnx_teacher import OnnxTeacher  # noqa: E402
+from flipkd.training.data import load_pairs, split_path  # noqa: E402
+from flipkd.training.evaluate import load_student  # noqa: E402
+from flipkd.training.metrics import bootstrap_f1_interval, classification_metrics  # noqa: E402
+from flipkd.training.student_scores import student_scores  # noqa: E402
 
 
 def named(values: list[str]) -> list[tuple[str, Path]]:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from models.bundle import load_bundle
-from models.lora_encoder import LoraEncoder
-from service.engines import StudentEngine
-from training.data import load_pairs
+from flipkd.models.bundle import load_bundle
+from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.service.engines import StudentEngine
+from flipkd.training.data import load_pairs
 
 
 def texts_from(data: Path, count: int) -> list[str]:

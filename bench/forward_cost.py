@@ -32,11 +32,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.bundle import DEFAULT_BUNDLE, load_bundle
-from models.onnx_teacher import OnnxTeacher
-from models.padding import STUDENT_CPU_OVERHEAD_TOKENS, TEACHER_CPU_OVERHEAD_TOKENS, padding_aware_batches
-from service.engines import StudentEngine
-from training.data import load_pairs
+from flipkd.models.bundle import DEFAULT_BUNDLE, load_bundle
+from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.models.padding import (
+    STUDENT_CPU_OVERHEAD_TOKENS,
+    TEACHER_CPU_OVERHEAD_TOKENS,
+    padding_aware_batches,
+)
+from flipkd.service.engines import StudentEngine
+from flipkd.training.data import load_pairs
 
 SIZES = (1, 2, 4, 8, 16, 32)
 OVERHEADS = (0, 16, 32, 64, 96, 128, 192, 256)

@@ -16,9 +16,9 @@ import json
 import numpy as np
 from service_load import BENCH_SETTINGS, load_bench_parser, run_scenario
 
-from service.server import free_port
-from service.settings import Settings
-from training.data import load_pairs
+from flipkd.service.server import free_port
+from flipkd.service.settings import Settings
+from flipkd.training.data import load_pairs
 
 
 def main() -> None:

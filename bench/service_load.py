@@ -41,12 +41,12 @@ import numpy as np  # noqa: E402
 from matmul_rate import bf16_matmul_gflops, transformer_gflop_per_token  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from models.bundle import DEFAULT_BUNDLE, load_bundle  # noqa: E402
-from service.engines import StudentEngine  # noqa: E402
-from service.runtime import configure_torch, runtime_info  # noqa: E402
-from service.server import free_port, server_process  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from training.data import load_pairs  # noqa: E402
+from flipkd.models.bundle import DEFAULT_BUNDLE, load_bundle  # noqa: E402
+from flipkd.service.engines import StudentEngine  # noqa: E402
+from flipkd.service.runtime import configure_torch, runtime_info  # noqa: E402
+from flipkd.service.server import free_port, server_process  # noqa: E402
+from flipkd.service.settings import Settings  # noqa: E402
+from flipkd.training.data import load_pairs  # noqa: E402
 
 
 async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,

@@ -33,9 +33,9 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 from service_load import closed_loop, load_bench_parser  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from service.server import free_port, server_process  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from training.data import load_pairs  # noqa: E402
+from flipkd.service.server import free_port, server_process  # noqa: E402
+from flipkd.service.settings import Settings  # noqa: E402
+from flipkd.training.data import load_pairs  # noqa: E402
 
 MEMORY_FIELDS = {"rss": "VmRSS", "anon": "RssAnon", "file": "RssFile"}
 

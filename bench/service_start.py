@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from models.bundle import DEFAULT_BUNDLE
-from service.server import free_port, server_process
-from service.settings import Settings
+from flipkd.models.bundle import DEFAULT_BUNDLE
+from flipkd.service.server import free_port, server_process
+from flipkd.service.settings import Settings
 
 
 def main() -> None:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from service_load import BENCH_SETTINGS, closed_loop, load_bench_parser
 
-from service.server import free_port, server_process
-from service.settings import Settings
-from training.data import load_pairs
+from flipkd.service.server import free_port, server_process
+from flipkd.service.settings import Settings
+from flipkd.training.data import load_pairs
 
 
 def thread_cpu_seconds(pid: int) -> dict[tuple[int, str], float]:

@@ -24,10 +24,10 @@ import torch
 from matmul_rate import bf16_matmul_gflops
 from transformers import AutoModelForCausalLM
 
-from models.encoder_spec import EncoderSpec
-from models.lora_encoder import LoraEncoder
-from models.provision import resolve_model
-from training.data import load_pairs
+from flipkd.models.encoder_spec import EncoderSpec
+from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.models.provision import resolve_model
+from flipkd.training.data import load_pairs
 
 
 def timed(function, repeats: int) -> float:

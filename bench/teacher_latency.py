@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.bi_encoder import TeacherConfig, TorchBiEncoder
-from models.onnx_teacher import OnnxTeacher
-from training.data import load_pairs
-from training.onnx_export import INT8_FILE
+from flipkd.models.bi_encoder import TeacherConfig, TorchBiEncoder
+from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.training.data import load_pairs
+from flipkd.training.onnx_export import INT8_FILE
 
 Scorer = Callable[[list[str], list[str]], np.ndarray]
 

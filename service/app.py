@@ -2,7 +2,7 @@
 
 Models load in the background after start-up: ``/healthz`` answers at once, ``/readyz`` turns 200 once
 every engine has embedded a warm-up text. Engines sit behind their own batcher and cache
-(:mod:`service.batched_engine`); this module decides which engine answers and shapes the response.
+(:mod:`flipkd.service.batched_engine`); this module decides which engine answers and shapes the response.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
-from service.batched_engine import BatchedEngine
-from service.batching import BatcherStopped, BatchPolicy, QueueFull
-from service.engines import Engine, StudentEngine, TeacherEngine
-from service.heap_trim import trim_periodically
-from service.limits import BodySizeLimit, bound_texts
-from service.metrics import ServiceMetrics
-from service.observe import ObserveRequests, error_response
-from service.runtime import runtime_info
-from service.schemas import (
+from flipkd.models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
+from flipkd.service.batched_engine import BatchedEngine
+from flipkd.service.batching import BatcherStopped, BatchPolicy, QueueFull
+from flipkd.service.engines import Engine, StudentEngine, TeacherEngine
+from flipkd.service.heap_trim import trim_periodically
+from flipkd.service.limits import BodySizeLimit, bound_texts
+from flipkd.service.metrics import ServiceMetrics
+from flipkd.service.observe import ObserveRequests, error_response
+from flipkd.service.runtime import runtime_info
+from flipkd.service.schemas import (
     EmbedRequest,
     EmbedResponse,
     MatchRequest,
@@ -42,8 +42,8 @@ from service.schemas import (
     OpenAIEmbeddingResponse,
     OpenAIUsage,
 )
-from service.settings import Settings
-from service.teacher_policy import ab_arm, agreement, in_shadow
+from flipkd.service.settings import Settings
+from flipkd.service.teacher_policy import ab_arm, agreement, in_shadow
 
 LOG = logging.getLogger("flipkd.service")
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from service.batching import BatchPolicy, BatchStats, DynamicBatcher
-from service.embedding_cache import EmbeddingCache
-from service.engines import Engine
-from service.metrics import ServiceMetrics
+from flipkd.service.batching import BatchPolicy, BatchStats, DynamicBatcher
+from flipkd.service.embedding_cache import EmbeddingCache
+from flipkd.service.engines import Engine
+from flipkd.service.metrics import ServiceMetrics
 
 
 class BatchedEngine:

@@ -15,10 +15,10 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from models.bundle import Bundle
-from models.lora_encoder import LoraEncoder
-from models.onnx_teacher import OnnxTeacher
-from models.provision import resolve_model
+from flipkd.models.bundle import Bundle
+from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.models.provision import resolve_model
 
 
 class Engine(Protocol):

@@ -10,7 +10,7 @@ import json
 
 from fastapi import HTTPException
 
-from service.settings import Settings
+from flipkd.service.settings import Settings
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 

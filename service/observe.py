@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.limits import check_api_key
-from service.metrics import ServiceMetrics
-from service.settings import Settings
+from flipkd.service.limits import check_api_key
+from flipkd.service.metrics import ServiceMetrics
+from flipkd.service.settings import Settings
 
 ROUTES = frozenset({"/match", "/embed", "/v1/embeddings", "/healthz", "/readyz", "/metrics", "/info",
                     "/docs", "/openapi.json"})

@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from service.settings import Settings
+from flipkd.service.settings import Settings
 
 PRIMITIVE_CACHE_CAPACITY = 16
 PRIMITIVE_CACHE_VARIABLES = ("LRU_CACHE_CAPACITY", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import uvicorn
 
-from service.app import EngineFactories, create_app
-from service.runtime import configure_torch
-from service.settings import Settings
+from flipkd.service.app import EngineFactories, create_app
+from flipkd.service.runtime import configure_torch
+from flipkd.service.settings import Settings
 
 
 def build_server(settings: Settings, factories: EngineFactories | None = None,
@@ -93,7 +93,7 @@ def server_process(settings: Settings, timeout: float = 600.0, log: Path | None 
     """``flipkd serve`` with ``settings`` as a child process; yields (base URL, process) once ready,
     then stops it with SIGTERM (graceful) and waits. Its output goes to ``log`` (else nowhere)."""
     sink = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "training.cli", "serve"],
+    process = subprocess.Popen([sys.executable, "-m", "flipkd", "serve"],
                                env={**os.environ, **settings_env(settings)}, stdout=sink,
                                stderr=subprocess.STDOUT)
     try:

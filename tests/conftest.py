@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.provision import provision
+from flipkd.models.provision import provision
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"
@@ -35,7 +35,7 @@ def smollm_dir() -> Path:
 @pytest.fixture(scope="session")
 def trained_teacher(minilm_dir, tmp_path_factory) -> Path:
     """A MiniLM teacher fine-tuned briefly on 64 Medical Question Pairs (real weights, ~1 minute)."""
-    from training.teacher_train import TeacherTrainConfig, train_teacher
+    from flipkd.training.teacher_train import TeacherTrainConfig, train_teacher
 
     out = tmp_path_factory.mktemp("teacher")
     train_teacher(TeacherTrainConfig(data=DATA / "medical_question_pairs", base="all-MiniLM-L6-v2", out=out,
@@ -45,7 +45,7 @@ def trained_teacher(minilm_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def exported_teacher(trained_teacher, tmp_path_factory) -> Path:
-    from training.onnx_export import export_onnx
+    from flipkd.training.onnx_export import export_onnx
 
     out = tmp_path_factory.mktemp("teacher-onnx")
     export_onnx(trained_teacher, out)
@@ -66,8 +66,8 @@ def smoke_config(exported_teacher, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def student_bundle(smoke_config, smollm_dir, tmp_path_factory) -> Path:
     """A SmolLM2-135M FlipKD bundle distilled for a few steps from the suite's teacher (fp32)."""
-    from training.bundle_build import build_bundle
-    from training.distill_config import load_config
+    from flipkd.training.bundle_build import build_bundle
+    from flipkd.training.distill_config import load_config
 
     out = tmp_path_factory.mktemp("bundle")
     config = load_config(smoke_config, ["train.train_limit=96", "train.checkpoint_every=2"])

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from training.baselines import GenerativeMatcher, ZeroShotLLM
-from training.data import Pair, load_pairs
+from flipkd.training.baselines import GenerativeMatcher, ZeroShotLLM
+from flipkd.training.data import Pair, load_pairs
 
 from .conftest import DATA
 

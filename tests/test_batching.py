@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from service.batching import BatcherStopped, BatchPolicy, BatchStats, DynamicBatcher, QueueFull
+from flipkd.service.batching import BatcherStopped, BatchPolicy, BatchStats, DynamicBatcher, QueueFull
 
 
 class Recorder:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from training.data import SPLITS, Pair, PairFileError, load_pairs, split_path
+from flipkd.training.data import SPLITS, Pair, PairFileError, load_pairs, split_path
 
 from .conftest import DATA
 

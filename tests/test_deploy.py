@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from flipkd.service.server import free_port, wait_ready
 from scripts.check_deploy import (
     CHART,
     DOCKERFILE,
@@ -21,7 +22,6 @@ from scripts.check_deploy import (
     render,
     validate,
 )
-from service.server import free_port, wait_ready
 
 from .conftest import THREADS
 

@@ -12,14 +12,14 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from models.bundle import BundleError, load_bundle, write_manifest
-from training.bundle_build import publish_bundle
-from training.data import load_pairs
-from training.distill import stratified_batches, train_student
-from training.distill_config import load_config
-from training.teacher_rebuild import ensure_teacher
-from training.teacher_scores import score_cache_path, teacher_scores
-from training.teacher_train import TeacherTrainConfig
+from flipkd.models.bundle import BundleError, load_bundle, write_manifest
+from flipkd.training.bundle_build import publish_bundle
+from flipkd.training.data import load_pairs
+from flipkd.training.distill import stratified_batches, train_student
+from flipkd.training.distill_config import load_config
+from flipkd.training.teacher_rebuild import ensure_teacher
+from flipkd.training.teacher_scores import score_cache_path, teacher_scores
+from flipkd.training.teacher_train import TeacherTrainConfig
 
 from .conftest import REPO
 
@@ -79,7 +79,7 @@ def test_altered_bundle_file_is_refused(student_bundle, tmp_path):
 
 def test_evaluate_prints_one_json_object(student_bundle, exported_teacher):
     data = REPO / "data" / "medical_question_pairs" / "test.jsonl"
-    command = [sys.executable, "-m", "training.cli", "--threads", "2", "evaluate", "--bundle",
+    command = [sys.executable, "-m", "flipkd", "--threads", "2", "evaluate", "--bundle",
                str(student_bundle), "--data", str(data), "--teacher", str(exported_teacher), "--json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -93,7 +93,7 @@ def test_evaluate_prints_one_json_object(student_bundle, exported_teacher):
 def test_evaluate_names_the_bad_line(student_bundle, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text_a": "a", "text_b": "b", "label": 1}\n{"text_a": "a", "text_b": "b", "label": 7}\n')
-    command = [sys.executable, "-m", "training.cli", "evaluate", "--bundle", str(student_bundle), "--data",
+    command = [sys.executable, "-m", "flipkd", "evaluate", "--bundle", str(student_bundle), "--data",
                str(bad), "--json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2

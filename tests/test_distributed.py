@@ -9,7 +9,7 @@ import sys
 import pytest
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from service.server import free_port
+from flipkd.service.server import free_port
 
 from .conftest import REPO
 
@@ -33,7 +33,7 @@ def test_two_gloo_processes_train_one_bundle(tiny_llama, exported_teacher, tmp_p
         "train: {train_limit: 128, batch_size: 16, epochs: 1, checkpoint_every: 100}\n")
     out = tmp_path / "bundle"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-               "127.0.0.1", "--master_port", str(free_port()), "-m", "training.cli", "--threads", "1",
+               "127.0.0.1", "--master_port", str(free_port()), "-m", "flipkd", "--threads", "1",
                "distill", "--config", str(config), "--out", str(out), "--fp32"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]

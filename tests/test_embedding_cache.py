@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from service.embedding_cache import EmbeddingCache
+from flipkd.service.embedding_cache import EmbeddingCache
 
 
 def test_repeated_and_concurrent_keys_compute_once():

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from service.heap_trim import heap_trimmer
+from flipkd.service.heap_trim import heap_trimmer
 
 # Fills the heap with 100 KB blocks (under glibc's mmap threshold, so they come from the heap), frees
 # every other one so no free stretch reaches the heap's top, and prints VmRSS (KiB) before and after.
 FRAGMENT_AND_TRIM = """
 import sys
-from service.heap_trim import heap_trimmer
+from flipkd.service.heap_trim import heap_trimmer
 def rss():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))
 blocks = [bytearray(100_000) for _ in range(3000)]

@@ -5,9 +5,9 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from models.encoder_spec import EncoderSpec
-from models.lora_encoder import LoraEncoder
-from models.pooling import masked_mean
+from flipkd.models.encoder_spec import EncoderSpec
+from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.models.pooling import masked_mean
 
 TEXTS = ["How do I repay my credit card bill?", "What are the side effects of ibuprofen?", "hi"]
 SPEC = EncoderSpec(modules=("q_proj", "v_proj"), layers=(20, -1), rank=4, alpha=8, max_length=16)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
-from training.metrics import best_f1_threshold, bootstrap_f1_interval, classification_metrics
+from flipkd.training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
+from flipkd.training.metrics import best_f1_threshold, bootstrap_f1_interval, classification_metrics
 
 
 def test_cosent_matches_hand_computation():

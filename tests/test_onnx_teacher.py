@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from models.bi_encoder import TeacherConfig, TorchBiEncoder
-from models.onnx_teacher import OnnxTeacher
-from training.data import load_pairs
-from training.onnx_export import INT8_FILE, PARITY_TOLERANCE, ExportCheckFailed, check_export
+from flipkd.models.bi_encoder import TeacherConfig, TorchBiEncoder
+from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.training.data import load_pairs
+from flipkd.training.onnx_export import INT8_FILE, PARITY_TOLERANCE, ExportCheckFailed, check_export
 
 from .conftest import DATA
 

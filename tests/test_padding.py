@@ -4,7 +4,7 @@ import random
 import numpy as np
 import pytest
 
-from models.padding import padding_aware_batches, right_padded
+from flipkd.models.padding import padding_aware_batches, right_padded
 
 
 def padded_work(lengths: list[int], batches: list[list[int]], overhead: int) -> int:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.pair_filter import choose_thresholds, dual_threshold_mask
+from flipkd.training.pair_filter import choose_thresholds, dual_threshold_mask
 
 
 def test_filter_drops_contradicted_pairs_and_counts_them():

@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from models.hashing import ChecksumMismatch, sha256_file
-from models.provision import PROVENANCE, provision, resolve_model, source_path
-from models.registry import DEFAULT_MODELS
+from flipkd.models.hashing import ChecksumMismatch, sha256_file
+from flipkd.models.provision import PROVENANCE, provision, resolve_model, source_path
+from flipkd.models.registry import DEFAULT_MODELS
 
 
 def test_tampered_weight_file_is_refused(tmp_path, monkeypatch):

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import WARM_UP_TEXT, EngineFactories
-from service.engines import StudentEngine
-from service.server import free_port, running_server, server_process
-from service.settings import Settings
+from flipkd.service.app import WARM_UP_TEXT, EngineFactories
+from flipkd.service.engines import StudentEngine
+from flipkd.service.server import free_port, running_server, server_process
+from flipkd.service.settings import Settings
 
 from .conftest import THREADS
 

@@ -4,11 +4,11 @@ and reproducing the dev figures recorded in their manifests."""
 import numpy as np
 import pytest
 
-from models.bundle import DEFAULT_BUNDLE, SHIPPED_BUNDLES, load_bundle
-from training.data import load_pairs
-from training.evaluate import load_student
-from training.metrics import classification_metrics
-from training.student_scores import student_scores
+from flipkd.models.bundle import DEFAULT_BUNDLE, SHIPPED_BUNDLES, load_bundle
+from flipkd.training.data import load_pairs
+from flipkd.training.evaluate import load_student
+from flipkd.training.metrics import classification_metrics
+from flipkd.training.student_scores import student_scores
 
 from .conftest import REPO
 

@@ -5,9 +5,9 @@ import sys
 import numpy as np
 import torch
 
-from models.bi_encoder import TeacherConfig, TorchBiEncoder
-from training.data import load_pairs
-from training.losses import cosent_loss
+from flipkd.models.bi_encoder import TeacherConfig, TorchBiEncoder
+from flipkd.training.data import load_pairs
+from flipkd.training.losses import cosent_loss
 
 from .conftest import DATA
 
@@ -43,7 +43,7 @@ def test_cli_reports_bad_data_with_file_and_line(tmp_path):
         (tmp_path / f"{split}.jsonl").write_text('{"text_a": "a", "text_b": "b", "label": 1}\n')
     (tmp_path / "train.jsonl").write_text('{"text_a": "a", "text_b": "b", "label": 1}\n{"text_a": "a"}\n')
     result = subprocess.run(
-        [sys.executable, "-m", "training.cli", "train-teacher", "--data", str(tmp_path), "--base",
+        [sys.executable, "-m", "flipkd", "train-teacher", "--data", str(tmp_path), "--base",
          "all-MiniLM-L6-v2", "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 2

@@ -3,7 +3,7 @@ import random
 import numpy as np
 import pytest
 
-from service.teacher_policy import ab_arm, agreement, in_shadow, unit_hash
+from flipkd.service.teacher_policy import ab_arm, agreement, in_shadow, unit_hash
 
 
 def test_ab_assignment_is_deterministic_and_close_to_its_share():

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from models.provision import resolve_model
-from training.baselines import GenerativeMatcher, ZeroShotLLM
-from training.data import load_pairs, split_path
-from training.distill_config import DistillConfig
-from training.metrics import dev_test_report
+from flipkd.models.provision import resolve_model
+from flipkd.training.baselines import GenerativeMatcher, ZeroShotLLM
+from flipkd.training.data import load_pairs, split_path
+from flipkd.training.distill_config import DistillConfig
+from flipkd.training.metrics import dev_test_report
 
 
 def run_baseline(kind: str, config: DistillConfig, out: Path) -> dict:

@@ -22,11 +22,11 @@ from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM
 
-from models.bi_encoder import length_sorted_batches, pair_cosines
-from models.lora_encoder import causal_tokenizer, last_token
-from models.pooling import masked_mean
-from training.data import Pair
-from training.distill import stratified_batches
+from flipkd.models.bi_encoder import length_sorted_batches, pair_cosines
+from flipkd.models.lora_encoder import causal_tokenizer, last_token
+from flipkd.models.pooling import masked_mean
+from flipkd.training.data import Pair
+from flipkd.training.distill import stratified_batches
 
 PROMPT = ("Do the following two customer questions ask the same thing?\n"
           "Question 1: {a}\nQuestion 2: {b}\nAnswer (yes or no):")

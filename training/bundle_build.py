@@ -1,6 +1,6 @@
 """``flipkd distill``: train the student, calibrate its threshold on dev, write the bundle.
 
-The bundle (see :mod:`models.bundle`) gets the plain PEFT adapter, ``loss_curve.png`` and
+The bundle (see :mod:`flipkd.models.bundle`) gets the plain PEFT adapter, ``loss_curve.png`` and
 ``flipkd.json`` with the base model's identity, encoder spec, threshold, teacher identity, data hash,
 seed, command, filter report and training figures (steps, wall time, tokens/s, peak resident memory).
 """
@@ -16,17 +16,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from models.bundle import load_bundle, write_manifest
-from models.hashing import sha256_file
-from models.onnx_teacher import ONNX_FILE
-from models.provision import PROVENANCE, resolve_model
-from training.data import file_sha256, split_path
-from training.distill import train_student
-from training.distill_config import DistillConfig
-from training.metrics import best_f1_threshold, classification_metrics
-from training.plots import plot_loss_curve
-from training.student_scores import student_scores
-from training.teacher_rebuild import teacher_recipe
+from flipkd.models.bundle import load_bundle, write_manifest
+from flipkd.models.hashing import sha256_file
+from flipkd.models.onnx_teacher import ONNX_FILE
+from flipkd.models.provision import PROVENANCE, resolve_model
+from flipkd.training.data import file_sha256, split_path
+from flipkd.training.distill import train_student
+from flipkd.training.distill_config import DistillConfig
+from flipkd.training.metrics import best_f1_threshold, classification_metrics
+from flipkd.training.plots import plot_loss_curve
+from flipkd.training.student_scores import student_scores
+from flipkd.training.teacher_rebuild import teacher_recipe
 
 BUNDLE_FILES = ("adapter_config.json", "adapter_model.safetensors", "loss_curve.png")
 

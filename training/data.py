@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.hashing import sha256_file
+from flipkd.models.hashing import sha256_file
 
 SPLITS = ("train", "dev", "test")
 

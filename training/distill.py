@@ -1,9 +1,9 @@
 """FlipKD distillation: train the student's LoRA encoder to reproduce the teacher's similarities.
 
 Per optimizer step: micro-batches holding both classes (stratified), the student's cosines s, the
-teacher's t and labels y feed the configured loss (:mod:`training.losses`); gradients accumulate over
+teacher's t and labels y feed the configured loss (:mod:`flipkd.training.losses`); gradients accumulate over
 ``grad_accum`` micro-batches and, under ``torchrun``, are averaged across processes by DDP. The frozen
-stage below the lowest LoRA layer is cached per text (:mod:`training.hidden_cache`). Checkpoints every
+stage below the lowest LoRA layer is cached per text (:mod:`flipkd.training.hidden_cache`). Checkpoints every
 ``checkpoint_every`` steps make a run resumable; the same seed gives the same batches.
 """
 
@@ -25,16 +25,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from models.lora_encoder import LoraEncoder
-from models.provision import resolve_model
-from training.checkpoint import load_checkpoint, save_checkpoint
-from training.data import Pair, split_path
-from training.distill_config import DistillConfig, LossConfig
-from training.hidden_cache import HiddenCache
-from training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
-from training.lr_schedule import warmup_linear_decay
-from training.pair_filter import FilterReport, choose_thresholds, dual_threshold_mask
-from training.teacher_scores import teacher_scores
+from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.models.provision import resolve_model
+from flipkd.training.checkpoint import load_checkpoint, save_checkpoint
+from flipkd.training.data import Pair, split_path
+from flipkd.training.distill_config import DistillConfig, LossConfig
+from flipkd.training.hidden_cache import HiddenCache
+from flipkd.training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
+from flipkd.training.lr_schedule import warmup_linear_decay
+from flipkd.training.pair_filter import FilterReport, choose_thresholds, dual_threshold_mask
+from flipkd.training.teacher_scores import teacher_scores
 
 
 def stratified_batches(labels: np.ndarray, batch_size: int, rng: random.Random) -> list[list[int]]:

@@ -13,8 +13,8 @@ from typing import Literal
 
 import yaml
 
-from models.encoder_spec import EncoderSpec
-from training.data import Pair, load_pairs, split_path
+from flipkd.models.encoder_spec import EncoderSpec
+from flipkd.training.data import Pair, load_pairs, split_path
 
 LossKind = Literal["flipkd", "contrastive"]
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.bundle import Bundle, load_bundle
-from models.lora_encoder import LoraEncoder
-from models.onnx_teacher import OnnxTeacher
-from models.provision import resolve_model
-from training.data import load_pairs
-from training.metrics import classification_metrics
-from training.student_scores import student_scores
+from flipkd.models.bundle import Bundle, load_bundle
+from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.models.provision import resolve_model
+from flipkd.training.data import load_pairs
+from flipkd.training.metrics import classification_metrics
+from flipkd.training.student_scores import student_scores
 
 
 def load_student(bundle: Bundle, dtype: torch.dtype = torch.bfloat16) -> LoraEncoder:

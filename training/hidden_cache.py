@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from models.lora_encoder import LoraEncoder
+from flipkd.models.lora_encoder import LoraEncoder
 
 
 class HiddenCache:

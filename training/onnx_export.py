@@ -21,10 +21,10 @@ import onnx
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from models.bi_encoder import TEACHER_CONFIG, TeacherConfig, TorchBiEncoder
-from models.onnx_teacher import ONNX_FILE, OnnxTeacher
-from training.data import load_pairs, split_path
-from training.metrics import classification_metrics
+from flipkd.models.bi_encoder import TEACHER_CONFIG, TeacherConfig, TorchBiEncoder
+from flipkd.models.onnx_teacher import ONNX_FILE, OnnxTeacher
+from flipkd.training.data import load_pairs, split_path
+from flipkd.training.metrics import classification_metrics
 
 INT8_FILE = "teacher.int8.onnx"
 PARITY_TOLERANCE = 1e-4

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.bi_encoder import pair_cosines
-from models.lora_encoder import LoraEncoder
-from training.data import Pair
+from flipkd.models.bi_encoder import pair_cosines
+from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.training.data import Pair
 
 
 def student_scores(student: LoraEncoder, pairs: list[Pair], batch_size: int = 32,

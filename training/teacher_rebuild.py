@@ -13,11 +13,11 @@ import json
 import sys
 from pathlib import Path
 
-from models.bundle import Bundle
-from models.hashing import sha256_file
-from models.onnx_teacher import ONNX_FILE
-from training.onnx_export import check_export, export_onnx
-from training.teacher_train import TeacherTrainConfig, train_teacher
+from flipkd.models.bundle import Bundle
+from flipkd.models.hashing import sha256_file
+from flipkd.models.onnx_teacher import ONNX_FILE
+from flipkd.training.onnx_export import check_export, export_onnx
+from flipkd.training.teacher_train import TeacherTrainConfig, train_teacher
 
 
 def trained_folder(onnx_dir: Path) -> Path:

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from models.hashing import sha256_file
-from models.home import flipkd_home
-from models.onnx_teacher import ONNX_FILE, OnnxTeacher
-from training.data import load_pairs
+from flipkd.models.hashing import sha256_file
+from flipkd.models.home import flipkd_home
+from flipkd.models.onnx_teacher import ONNX_FILE, OnnxTeacher
+from flipkd.training.data import load_pairs
 
 ALL = slice(None)
 

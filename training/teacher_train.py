@@ -1,6 +1,6 @@
 """Fine-tune the SLM teacher (bi-encoder, CoSENT) and calibrate its decision threshold on dev.
 
-Writes an ordinary transformers folder plus ``teacher.json`` (see :mod:`models.bi_encoder`) and
+Writes an ordinary transformers folder plus ``teacher.json`` (see :mod:`flipkd.models.bi_encoder`) and
 ``metrics.json``: dev/test F1, accuracy, ROC-AUC, threshold, for the fine-tuned encoder and for the same
 encoder before fine-tuning (threshold also calibrated on dev), training time and the command.
 """
@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.bi_encoder import TeacherConfig, TorchBiEncoder
-from models.provision import query_prefix, resolve_model
-from training.data import Pair, file_sha256, load_pairs, split_path
-from training.losses import cosent_loss
-from training.lr_schedule import warmup_linear_decay
-from training.metrics import dev_test_report
+from flipkd.models.bi_encoder import TeacherConfig, TorchBiEncoder
+from flipkd.models.provision import query_prefix, resolve_model
+from flipkd.training.data import Pair, file_sha256, load_pairs, split_path
+from flipkd.training.losses import cosent_loss
+from flipkd.training.lr_schedule import warmup_linear_decay
+from flipkd.training.metrics import dev_test_report
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""The ``flipkd`` command line: provisioning, teachers, distillation, baselines, evaluation, serving."""
+"""The training side's ``flipkd`` subcommands: teachers, distillation, baselines, evaluation, bundles.
+
+Registering them imports nothing heavy; each handler imports torch and the training code it runs.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
-
-def _provision(args: argparse.Namespace) -> None:
-    from models.provision import provision_all
-
-    for name, folder in provision_all(args.models or None).items():
-        print(f"{name}\t{folder}")
-
 
 def _train_teacher(args: argparse.Namespace) -> None:
-    from training.teacher_train import TeacherTrainConfig, train_teacher
+    from flipkd.training.teacher_train import TeacherTrainConfig, train_teacher
 
     config = TeacherTrainConfig(
         data=args.data, base=args.base, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
@@ -31,7 +25,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
 
 
 def _export_teacher(args: argparse.Namespace) -> None:
-    from training.onnx_export import ExportCheckFailed, check_export, export_onnx
+    from flipkd.training.onnx_export import ExportCheckFailed, check_export, export_onnx
 
     data = args.data or Path(json.loads((args.teacher / "metrics.json").read_text())["data"])
     export_onnx(args.teacher, args.out)
@@ -43,8 +37,10 @@ def _export_teacher(args: argparse.Namespace) -> None:
 
 
 def _distill(args: argparse.Namespace) -> None:
-    from training.bundle_build import build_bundle
-    from training.distill_config import load_config
+    import torch
+
+    from flipkd.training.bundle_build import build_bundle
+    from flipkd.training.distill_config import load_config
 
     config = load_config(args.config, args.set)
     manifest = build_bundle(config, args.out, torch.float32 if args.fp32 else torch.bfloat16)
@@ -54,7 +50,7 @@ def _distill(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from training.evaluate import evaluate_bundle
+    from flipkd.training.evaluate import evaluate_bundle
 
     with contextlib.redirect_stdout(sys.stderr):
         result = evaluate_bundle(args.bundle, args.data, args.teacher)
@@ -62,62 +58,29 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _baseline(args: argparse.Namespace) -> None:
-    from training.baseline_runs import run_baseline
-    from training.distill_config import load_config
+    from flipkd.training.baseline_runs import run_baseline
+    from flipkd.training.distill_config import load_config
 
     config = load_config(args.config, args.set)
     print(json.dumps(run_baseline(args.kind, config, args.out), indent=2))
 
 
-def _serve(args: argparse.Namespace) -> None:
-    from service.server import serve
-    from service.settings import Settings
-
-    overrides = {key: value for key, value in (("bundle", args.bundle), ("teacher", args.teacher),
-                                               ("host", args.host), ("port", args.port)) if value is not None}
-    serve(Settings(**overrides))
-
-
 def _teacher(args: argparse.Namespace) -> None:
-    from models.bundle import load_bundle
-    from training.teacher_rebuild import ensure_teacher
+    from flipkd.models.bundle import load_bundle
+    from flipkd.training.teacher_rebuild import ensure_teacher
 
     print(json.dumps(ensure_teacher(load_bundle(args.bundle), args.out, int8=not args.no_int8), indent=2))
 
 
 def _publish(args: argparse.Namespace) -> None:
-    from training.bundle_build import publish_bundle
+    from flipkd.training.bundle_build import publish_bundle
 
     manifest = publish_bundle(args.bundle, args.out)
     print(json.dumps({"bundle": str(args.out), "files": manifest["files"]}, indent=2))
 
 
-def _healthcheck(args: argparse.Namespace) -> None:
-    """Exit 0 when the local server's /healthz answers 200 (the container's HEALTHCHECK)."""
-    import urllib.error
-    import urllib.request
-
-    from service.settings import Settings
-
-    url = f"http://127.0.0.1:{Settings().port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:
-            status = response.status
-    except (urllib.error.URLError, TimeoutError) as error:
-        raise RuntimeError(f"{url}: {error}") from None
-    if status != 200:
-        raise RuntimeError(f"{url}: HTTP {status}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flipkd", description=__doc__)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    provision = commands.add_parser("provision", help="bring the default base models into $FLIPKD_HOME")
-    provision.add_argument("models", nargs="*", help="default model names (all when omitted)")
-    provision.set_defaults(run=_provision)
-
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the training subcommands to the ``flipkd`` parser."""
     teacher = commands.add_parser("train-teacher", help="fine-tune the SLM teacher bi-encoder (CoSENT)")
     teacher.add_argument("--data", type=Path, required=True, help="dataset folder with train/dev/test.jsonl")
     teacher.add_argument("--base", required=True, help="default model name, local folder or hub id")
@@ -156,13 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     baseline.set_defaults(run=_baseline)
 
-    serve = commands.add_parser("serve", help="run the HTTP matching service (settings also from FLIPKD_*)")
-    serve.add_argument("--bundle", type=Path, default=None, help="student bundle folder")
-    serve.add_argument("--teacher", type=Path, default=None, help="exported ONNX teacher folder")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
-    serve.set_defaults(run=_serve)
-
     evaluate = commands.add_parser("evaluate", help="student and teacher metrics of a bundle on a pair file")
     evaluate.add_argument("--bundle", type=Path, required=True)
     evaluate.add_argument("--data", type=Path, required=True, help="JSONL pair file")
@@ -182,23 +138,3 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--bundle", type=Path, required=True)
     publish.add_argument("--out", type=Path, required=True)
     publish.set_defaults(run=_publish)
-
-    healthcheck = commands.add_parser("healthcheck", help="exit 0 when the local server is alive")
-    healthcheck.add_argument("--timeout", type=float, default=3.0)
-    healthcheck.set_defaults(run=_healthcheck)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        args.run(args)
-    except (FileNotFoundError, ValueError, RuntimeError, KeyError) as error:
-        print(f"flipkd {args.command}: error: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

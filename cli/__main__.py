@@ -1,0 +1,5 @@
+"""``python -m flipkd``: the ``flipkd`` command."""
+
+from flipkd.main import main
+
+main()

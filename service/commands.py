@@ -1,0 +1,61 @@
+"""The serving side's ``flipkd`` subcommands: ``serve``, ``healthcheck`` and ``provision``.
+
+Registering them imports nothing heavy; ``healthcheck`` runs on the standard library and the settings
+alone (the container runs it every 30 s with a 5 s timeout).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _provision(args: argparse.Namespace) -> None:
+    from flipkd.models.provision import provision_all
+
+    for name, folder in provision_all(args.models or None).items():
+        print(f"{name}\t{folder}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from flipkd.service.server import serve
+    from flipkd.service.settings import Settings
+
+    overrides = {key: value for key, value in (("bundle", args.bundle), ("teacher", args.teacher),
+                                               ("host", args.host), ("port", args.port)) if value is not None}
+    serve(Settings(**overrides))
+
+
+def _healthcheck(args: argparse.Namespace) -> None:
+    """Exit 0 when the local server's /healthz answers 200 (the container's HEALTHCHECK)."""
+    import urllib.error
+    import urllib.request
+
+    from flipkd.service.settings import Settings
+
+    url = f"http://127.0.0.1:{Settings().port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            status = response.status
+    except (urllib.error.URLError, TimeoutError) as error:
+        raise RuntimeError(f"{url}: {error}") from None
+    if status != 200:
+        raise RuntimeError(f"{url}: HTTP {status}")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``provision``, ``serve`` and ``healthcheck`` to the ``flipkd`` parser."""
+    provision = commands.add_parser("provision", help="bring the default base models into $FLIPKD_HOME")
+    provision.add_argument("models", nargs="*", help="default model names (all when omitted)")
+    provision.set_defaults(run=_provision)
+
+    serve = commands.add_parser("serve", help="run the HTTP matching service (settings also from FLIPKD_*)")
+    serve.add_argument("--bundle", type=Path, default=None, help="student bundle folder")
+    serve.add_argument("--teacher", type=Path, default=None, help="exported ONNX teacher folder")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(run=_serve)
+
+    healthcheck = commands.add_parser("healthcheck", help="exit 0 when the local server is alive")
+    healthcheck.add_argument("--timeout", type=float, default=3.0)
+    healthcheck.set_defaults(run=_healthcheck)
