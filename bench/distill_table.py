@@ -26,9 +26,9 @@ from safetensors.numpy import load_file  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
 from flipkd.models.bundle import load_bundle  # noqa: E402
+from flipkd.models.lora_encoder import student_encoder  # noqa: E402
 from flipkd.models.onnx_teacher import OnnxTeacher  # noqa: E402
 from flipkd.training.data import load_pairs, split_path  # noqa: E402
-from flipkd.training.evaluate import load_student  # noqa: E402
 from flipkd.training.metrics import bootstrap_f1_interval, classification_metrics  # noqa: E402
 from flipkd.training.student_scores import student_scores  # noqa: E402
 
@@ -73,7 +73,7 @@ def main() -> None:
     for name, folder in named(args.bundle):
         bundle = load_bundle(folder)
         if folder not in bundle_scores:
-            bundle_scores[folder] = student_scores(load_student(bundle), test)
+            bundle_scores[folder] = student_scores(student_encoder(bundle), test)
         scores_of[name] = bundle_scores[folder]
         training = bundle.manifest["training"]
         rows.append({"row": name, "threshold": bundle.threshold, "train_seconds": training["train_seconds"],

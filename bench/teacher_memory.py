@@ -31,7 +31,7 @@ def run_variant(teacher: Path, data: Path, batches: int, arena: bool, trim: bool
     from service_soak import memory_mib
 
     import flipkd.models.onnx_teacher as onnx_teacher
-    from flipkd.service.app import warm_up_batches
+    from flipkd.service.batched_engine import warm_up_batches
     from flipkd.service.heap_trim import heap_trimmer
     from flipkd.training.data import load_pairs
 

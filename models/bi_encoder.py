@@ -1,45 +1,23 @@
 """The SLM teacher as a bi-encoder: transformers encoder + mean pooling + L2 norm; similarity = cosine.
 
-A teacher folder is an ordinary transformers folder (weights and tokenizer) plus ``teacher.json``:
-``{"base": str, "query_prefix": str, "max_length": int, "threshold": float, "pooling": "mean"}``.
+A teacher folder is an ordinary transformers folder (weights and tokenizer) plus ``teacher.json``
+(:mod:`flipkd.models.teacher_config`, re-exported here for the training side).
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from flipkd.models.pooling import masked_mean
-
-TEACHER_CONFIG = "teacher.json"
-
-
-@dataclass
-class TeacherConfig:
-    base: str
-    query_prefix: str = ""
-    max_length: int = 128
-    threshold: float = 0.5
-    pooling: str = "mean"
-
-    def save(self, folder: Path) -> None:
-        (Path(folder) / TEACHER_CONFIG).write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, folder: Path) -> TeacherConfig:
-        path = Path(folder) / TEACHER_CONFIG
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not a teacher folder (no {TEACHER_CONFIG})")
-        return cls(**json.loads(path.read_text()))
+from flipkd.models.similarity import pair_cosines
+from flipkd.models.teacher_config import TEACHER_CONFIG as TEACHER_CONFIG
+from flipkd.models.teacher_config import TeacherConfig as TeacherConfig
+from flipkd.models.text_encoder import with_progress
 
 
 class PooledEncoder(nn.Module):
@@ -61,11 +39,6 @@ def length_sorted_batches(texts: Sequence[str], batch_size: int, progress: str |
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
     return with_progress([order[start:start + batch_size] for start in range(0, len(order), batch_size)],
                          progress)
-
-
-def with_progress(batches: list[list[int]], progress: str | None) -> Iterable[list[int]]:
-    """``batches`` as they are, or behind a progress bar on stderr labelled ``progress``."""
-    return batches if progress is None else tqdm(batches, desc=progress, unit="batch", file=sys.stderr)
 
 
 class TorchBiEncoder:
@@ -105,12 +78,3 @@ class TorchBiEncoder:
         """Cosine similarity of each (a, b), embedding every distinct text once."""
         return pair_cosines(lambda texts: self.embed(texts, batch_size, bf16, progress), texts_a, texts_b)
 
-
-def pair_cosines(embed, texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
-    """cos(e(a_i), e(b_i)) for normalized embeddings from ``embed``; distinct texts are embedded once."""
-    unique = list(dict.fromkeys([*texts_a, *texts_b]))
-    index = {text: i for i, text in enumerate(unique)}
-    vectors = embed(unique)
-    left = vectors[[index[t] for t in texts_a]]
-    right = vectors[[index[t] for t in texts_b]]
-    return np.einsum("nd,nd->n", left, right)

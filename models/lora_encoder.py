@@ -9,7 +9,8 @@ where ``low``/``deep`` are the lowest/deepest layers the spec reads.
 Formulas: :mod:`flipkd.models.encoder_spec`.
 ``forward`` runs layers[0:deep+1] in one pass without changing the module, and hooks capture into
 thread-local storage, so several threads may run ``forward``/``embed`` at once (the two-stage methods
-are for the single training thread).
+are for the single training thread). Tokenizing and batching are :mod:`flipkd.models.text_encoder`'s;
+:func:`student_encoder` builds a bundle's encoder.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from tokenizers import Tokenizer
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from flipkd.models.bi_encoder import with_progress
+from flipkd.models.bundle import Bundle
 from flipkd.models.encoder_spec import EncoderSpec
-from flipkd.models.padding import STUDENT_CPU_OVERHEAD_TOKENS, padding_aware_batches, right_padded
+from flipkd.models.padding import STUDENT_CPU_OVERHEAD_TOKENS
 from flipkd.models.pooling import masked_mean
+from flipkd.models.provision import resolve_model
+from flipkd.models.text_encoder import TextEncoder, ids_only
 
 ADAPTER_NAME = "default"
 
@@ -56,8 +60,9 @@ class _Captures(threading.local):
         self.by_key: dict[tuple[int, str], torch.Tensor] = {}
 
 
-class LoraEncoder(nn.Module):
-    """Embeds texts with the pooled LoRA-A outputs named by an :class:`EncoderSpec`."""
+class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
+    """Embeds texts with the pooled LoRA-A outputs named by an :class:`EncoderSpec`: inputs are tensors on
+    the encoder's device, embeddings (N, ``dim``) float32 tensors on the CPU."""
 
     def __init__(self, base: str, spec: EncoderSpec, adapter: Path | None = None,
                  dtype: torch.dtype = torch.bfloat16, device: str = "cpu", trainable: bool = False) -> None:
@@ -85,12 +90,11 @@ class LoraEncoder(nn.Module):
         self.peft.base_model.model.lm_head = nn.Identity()
         self.to(device)
         self._local = _Captures()
-        self._pad_id = self.tokenizer.pad_token_id
+        self.pad_id = self.tokenizer.pad_token_id
         # its own copy of the fast tokenizer's backend, set up once: the transformers wrapper sets the
         # backend's truncation on every call, so a shared one is not safe to call from several threads
-        self._ids_tokenizer = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
-        self._ids_tokenizer.no_padding()
-        self._ids_tokenizer.enable_truncation(max_length=spec.max_length)
+        self.ids_tokenizer = ids_only(Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str()),
+                                      spec.max_length)
         self._read_keys = [(layer, module) for layer in self.layers_read for module in spec.modules]
         self.dim = spec.rank * len(self._read_keys)
         for layer, module in self._read_keys:
@@ -121,20 +125,21 @@ class LoraEncoder(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.peft.parameters()).dtype
 
-    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each templated text, truncated to ``spec.max_length`` (no padding); thread-safe."""
-        return [encoding.ids for encoding in
-                self._ids_tokenizer.encode_batch([self.spec.format(text) for text in texts])]
+    def format_text(self, text: str) -> str:
+        return self.spec.format(text)
 
-    def padded(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
-        """Right-padded ``input_ids`` and ``attention_mask`` (B, longest) on the encoder's device."""
-        input_ids, attention_mask = right_padded(ids, self._pad_id)
-        return {"input_ids": torch.from_numpy(input_ids).to(self.device),
-                "attention_mask": torch.from_numpy(attention_mask).to(self.device)}
+    def _as_input(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(self.device)
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Template, truncate to ``spec.max_length`` and right-pad a batch of texts."""
-        return self.padded(self.token_ids(texts))
+    def _empty(self, rows: int) -> torch.Tensor:
+        return torch.empty(rows, self.dim)
+
+    def _forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self(**inputs).cpu()
+
+    def _overhead_tokens(self) -> int | None:
+        """Padding costs as much as real tokens on CPU only."""
+        return STUDENT_CPU_OVERHEAD_TOKENS if self.device.type == "cpu" else None
 
     @contextmanager
     def _running(self, layers: nn.ModuleList):
@@ -177,28 +182,12 @@ class LoraEncoder(nn.Module):
             captured.clear()
         return nn.functional.normalize(pooled, dim=-1) if self.spec.normalize else pooled
 
-    def embed(self, texts: Sequence[str], batch_size: int = 32, progress: str | None = None) -> torch.Tensor:
-        """Representations (N, dim) in float32 for ``texts`` (:meth:`embed_ids` of their token ids)."""
-        return self.embed_ids(self.token_ids(texts), batch_size, progress)
-
-    def embed_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32, progress: str | None = None
-                  ) -> torch.Tensor:
-        """Representations (N, dim) in float32 for tokenized texts (:meth:`token_ids`), in sub-batches of
-        at most ``batch_size`` split by token count to limit padding (:mod:`flipkd.models.padding`; on CPU
-        only, where padded tokens cost as much as real ones)."""
-        overhead = STUDENT_CPU_OVERHEAD_TOKENS if self.device.type == "cpu" else None
-        return self.embed_in(ids, padding_aware_batches([len(row) for row in ids], batch_size, overhead),
-                             progress)
-
     @torch.inference_mode()
     def embed_in(self, ids: Sequence[Sequence[int]], batches: list[list[int]], progress: str | None = None
                  ) -> torch.Tensor:
-        """Representations (N, dim) in float32 for tokenized texts, one forward per sub-batch of indices."""
+        """:meth:`TextEncoder.embed_in` in eval mode, without autograd."""
         self.eval()
-        out = torch.empty(len(ids), self.dim)
-        for batch in with_progress(batches, progress):
-            out[batch] = self(**self.padded([ids[i] for i in batch])).cpu()
-        return out
+        return super().embed_in(ids, batches, progress)
 
     def save_adapter(self, folder: Path, base_name: str | None = None) -> None:
         """Plain PEFT adapter files (``adapter_config.json``, ``adapter_model.safetensors``), recording
@@ -211,3 +200,11 @@ class LoraEncoder(nn.Module):
             config = json.loads(config_file.read_text())
             config["base_model_name_or_path"] = base_name
             config_file.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def student_encoder(bundle: Bundle, dtype: torch.dtype = torch.bfloat16, device: str = "cpu") -> LoraEncoder:
+    """The bundle's student: its base model (provisioned name or folder) with its adapter, frozen, in eval
+    mode on ``device``."""
+    encoder = LoraEncoder(resolve_model(bundle.base_model), bundle.encoder, adapter=bundle.folder,
+                          dtype=dtype, device=device)
+    return encoder.eval()

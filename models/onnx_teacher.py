@@ -1,8 +1,9 @@
 """The teacher at inference: an ONNX graph (encoder + mean pooling + L2 norm) run by onnxruntime.
 
 An exported teacher folder holds ``teacher.onnx`` (inputs ``input_ids``, ``attention_mask``: int64
-(batch, length); output ``embeddings``: float32 (batch, dim), unit length), ``tokenizer.json`` and
-``teacher.json``. Tokenization uses the ``tokenizers`` library directly, so serving needs no torch here.
+(batch, length); output ``embeddings``: float32 (batch, dim), dim fixed, unit length), ``tokenizer.json``
+and ``teacher.json``. Tokenization uses the ``tokenizers`` library directly and batching is
+:mod:`flipkd.models.text_encoder`'s, so serving needs no torch here.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from flipkd.models.bi_encoder import TeacherConfig, pair_cosines, with_progress
-from flipkd.models.padding import TEACHER_CPU_OVERHEAD_TOKENS, padding_aware_batches, right_padded
+from flipkd.models.padding import TEACHER_CPU_OVERHEAD_TOKENS
+from flipkd.models.similarity import pair_cosines
+from flipkd.models.teacher_config import TeacherConfig
+from flipkd.models.text_encoder import TextEncoder, ids_only
 
 ONNX_FILE = "teacher.onnx"
 
@@ -33,63 +36,52 @@ def make_session(model_file: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
 
-class OnnxTeacher:
-    """Embeds texts and scores pairs with an exported teacher; ``threshold`` is its calibrated decision."""
+class OnnxTeacher(TextEncoder[np.ndarray]):
+    """Embeds texts and scores pairs with an exported teacher; ``threshold`` is its calibrated decision.
+    Embeddings are unit length, (N, ``dim``) float32 numpy arrays; inputs are int64 numpy arrays."""
 
     def __init__(self, folder: Path, threads: int = 1, model_file: str = ONNX_FILE) -> None:
         folder = Path(folder)
         self.config = TeacherConfig.load(folder)
         self.threshold = self.config.threshold
         self.session = make_session(folder / model_file, threads)
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=self.config.max_length)
-        self.pad_id = self.tokenizer.token_to_id(self.tokenizer.padding["pad_token"]) \
-            if self.tokenizer.padding else self._pad_id()
-        self.tokenizer.no_padding()  # batches are padded by :meth:`padded`, per sub-batch
+        self.dim = self._graph_dim(folder / model_file)
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.pad_id = tokenizer.token_to_id(tokenizer.padding["pad_token"]) if tokenizer.padding \
+            else self._pad_id(tokenizer)
+        self.ids_tokenizer = ids_only(tokenizer, self.config.max_length)
 
-    def _pad_id(self) -> int:
+    def _graph_dim(self, model_file: Path) -> int:
+        """The width of the graph's ``embeddings`` output (batch, dim), fixed at export."""
+        dim = self.session.get_outputs()[0].shape[-1]
+        if not isinstance(dim, int):
+            raise ValueError(f"{model_file}: the embeddings output has no fixed width ({dim!r})")
+        return dim
+
+    @staticmethod
+    def _pad_id(tokenizer: Tokenizer) -> int:
+        """The id of ``<pad>`` or ``[PAD]``, whichever the vocabulary has first, else 0."""
         for token in ("<pad>", "[PAD]"):
-            token_id = self.tokenizer.token_to_id(token)
+            token_id = tokenizer.token_to_id(token)
             if token_id is not None:
                 return token_id
         return 0
 
-    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each prefixed text, truncated to the teacher's max length (no padding)."""
-        return [encoding.ids for encoding in
-                self.tokenizer.encode_batch([self.config.query_prefix + text for text in texts])]
+    def format_text(self, text: str) -> str:
+        return self.config.query_prefix + text
 
-    def padded(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
-        """int64 ``input_ids`` and ``attention_mask``, right-padded to the longest row."""
-        input_ids, attention_mask = right_padded(ids, self.pad_id)
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+    def _as_input(self, array: np.ndarray) -> np.ndarray:
+        return array
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """int64 ``input_ids`` and ``attention_mask`` for prefixed, truncated, padded texts."""
-        return self.padded(self.token_ids(texts))
+    def _empty(self, rows: int) -> np.ndarray:
+        return np.empty((rows, self.dim), dtype=np.float32)
 
-    def embed(self, texts: Sequence[str], batch_size: int = 32, progress: str | None = None) -> np.ndarray:
-        """Unit-length embeddings (N, D) for ``texts`` (:meth:`embed_ids` of their token ids)."""
-        return self.embed_ids(self.token_ids(texts), batch_size, progress)
+    def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        (vectors,) = self.session.run(None, inputs)
+        return vectors
 
-    def embed_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32, progress: str | None = None
-                  ) -> np.ndarray:
-        """Unit-length embeddings (N, D) for tokenized texts (:meth:`token_ids`), in sub-batches of at
-        most ``batch_size`` split by token count to limit padding (:mod:`flipkd.models.padding`)."""
-        batches = padding_aware_batches([len(row) for row in ids], batch_size, TEACHER_CPU_OVERHEAD_TOKENS)
-        return self.embed_in(ids, batches, progress)
-
-    def embed_in(self, ids: Sequence[Sequence[int]], batches: list[list[int]], progress: str | None = None
-                 ) -> np.ndarray:
-        """Unit-length embeddings (N, D) for tokenized texts, one session run per sub-batch of indices."""
-        out: np.ndarray | None = None
-        for batch in with_progress(batches, progress):
-            (vectors,) = self.session.run(None, self.padded([ids[i] for i in batch]))
-            if out is None:
-                out = np.empty((len(ids), vectors.shape[1]), dtype=np.float32)
-            out[batch] = vectors
-        assert out is not None, "embed() needs at least one text"
-        return out
+    def _overhead_tokens(self) -> int:
+        return TEACHER_CPU_OVERHEAD_TOKENS
 
     def score_pairs(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32,
                     progress: str | None = None) -> np.ndarray:

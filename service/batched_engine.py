@@ -2,7 +2,8 @@
 
 ``embed(texts)`` splits a request into texts and tokenizes the distinct ones; each is looked up in the
 cache (by text), joined if already in flight, or queued for the batcher as its token ids. Results come
-back in request order.
+back in request order, with the number of tokens they hold. Before it starts, an engine runs
+:func:`warm_up_batches`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,24 @@ from flipkd.service.embedding_cache import EmbeddingCache
 from flipkd.service.engines import Engine
 from flipkd.service.metrics import ServiceMetrics
 
+WARM_UP_TEXT = "warm-up"
+
+
+def warm_up_batches(max_batch_size: int) -> list[list[str]]:
+    """What an engine runs before it is ready: a full batch of the longest texts first (truncated to the
+    engine's max length), so the heap and the runtime's arenas reach their working size before the first
+    request instead of during the first thousand, then a full batch of short texts and a single text."""
+    longest = " ".join([WARM_UP_TEXT] * 512)
+    return [[longest] * max_batch_size, [WARM_UP_TEXT] * max_batch_size, [WARM_UP_TEXT]]
+
 
 class BatchedEngine:
+    """``engine`` behind a batcher and a cache; ``name`` and ``threshold`` are the engine's."""
+
     def __init__(self, engine: Engine, policy: BatchPolicy, cache_size: int, metrics: ServiceMetrics) -> None:
         self.engine = engine
         self.name = engine.name
+        self.threshold = engine.threshold
         self.metrics = metrics
         self.batcher: DynamicBatcher[list[int], np.ndarray] = DynamicBatcher(self._run, policy, self._record,
                                                                              engine.name)
@@ -52,8 +66,9 @@ class BatchedEngine:
     def depth(self) -> int:
         return self.batcher.depth
 
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """(N, D) unit-length embeddings in request order; raises QueueFull when the queue is full."""
+    async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """(N, D) unit-length embeddings in request order and the tokens of the N texts (a repeated text
+        counts each time); raises QueueFull when the queue is full, BatcherStopped once stopping."""
         distinct = list(dict.fromkeys(texts))
         token_ids = self.engine.token_ids(distinct)
 
@@ -66,4 +81,5 @@ class BatchedEngine:
             self.metrics.cache.labels(engine=self.name, result="hit" if hit else "miss").inc()
         self.metrics.queue_depth.labels(engine=self.name).set(self.depth)
         vectors = {text: vector for text, (vector, _) in zip(distinct, looked_up, strict=True)}
-        return np.stack([vectors[text] for text in texts])
+        tokens = {text: len(ids) for text, ids in zip(distinct, token_ids, strict=True)}
+        return np.stack([vectors[text] for text in texts]), sum(tokens[text] for text in texts)

@@ -6,10 +6,7 @@ adding the next item would pass ``max_batch_tokens``, or when its wait is over. 
 evident: another batch is running (the callers it answers, and others, send while it runs), or items
 were already waiting when this worker became free. Otherwise it takes what is queued and runs at once,
 so a lone request never waits for company, with one worker or several, and concurrent requests spread
-over idle workers. (Counting the wait from the first item's arrival instead, an item left over from the
-previous batch closed the next one at once, alone, while the callers answered by the batch that just
-finished were still sending: under steady load batches cycled through sizes such as 32, 30, 2, and
-requests waited a whole batch behind tiny ones.)
+over idle workers (docs/benchmarks.md, "Batch wait", says why the wait counts from the first item taken).
 It is sorted by token count (longest first, to limit padding inside the runner's own sub-batches) and
 handed to ``run_batch`` in a worker thread, off the event loop. Up to ``workers`` batches run at once,
 each in its own thread (``run_batch`` must then be thread-safe); a batch starts collecting only when a

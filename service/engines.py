@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from flipkd.models.bundle import Bundle
-from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.models.lora_encoder import student_encoder
 from flipkd.models.onnx_teacher import OnnxTeacher
-from flipkd.models.provision import resolve_model
 
 
 class Engine(Protocol):
@@ -37,9 +36,7 @@ class StudentEngine:
 
     def __init__(self, bundle: Bundle, device: str | None = None) -> None:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.encoder = LoraEncoder(resolve_model(bundle.base_model), bundle.encoder, adapter=bundle.folder,
-                                   dtype=torch.bfloat16, device=device)
-        self.encoder.eval()
+        self.encoder = student_encoder(bundle, torch.bfloat16, device)
         self.threshold = bundle.threshold
         self._page_in_embeddings()
 

@@ -1,9 +1,9 @@
 """ASGI middleware around every route: the API key check, then request count and duration by route and
 status (``flipkd_requests_total``, ``flipkd_request_duration_seconds``).
 
-Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``, which wraps each request in its own task
-group, memory streams and events: under load that bookkeeping was a fifth of the event loop's time. A
-request whose app raises is counted as 500 (the server's error middleware answers it).
+Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``, which builds a task group, memory streams
+and events for every request (their event-loop cost is measured in docs/benchmarks.md). A request
+whose app raises is counted as 500 (the server's error middleware answers it).
 """
 
 from __future__ import annotations

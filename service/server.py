@@ -23,7 +23,8 @@ from pathlib import Path
 
 import uvicorn
 
-from flipkd.service.app import EngineFactories, create_app
+from flipkd.service.app import create_app
+from flipkd.service.facade import EngineFactories
 from flipkd.service.runtime import configure_torch
 from flipkd.service.settings import Settings
 
@@ -48,30 +49,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_ready(base: str, timeout: float = 240.0) -> None:
-    """Poll ``{base}/readyz`` until it answers 200; TimeoutError after ``timeout`` seconds."""
+def wait_ready(base: str, timeout: float = 240.0, path: str = "/readyz") -> None:
+    """Poll ``{base}{path}`` until it answers 200; TimeoutError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
+            with urllib.request.urlopen(f"{base}{path}", timeout=5) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.5)
-    raise TimeoutError(f"{base} did not become ready within {timeout:.0f} s")
+    raise TimeoutError(f"{base}{path} did not answer 200 within {timeout:.0f} s")
 
 
 @contextmanager
 def running_server(settings: Settings, factories: EngineFactories | None = None,
-                   graceful_timeout_s: float = 10.0) -> Iterator[str]:
-    """A real uvicorn serving the app in a thread of this process; yields its base URL once ready."""
+                   graceful_timeout_s: float = 10.0, until_ready: bool = True) -> Iterator[str]:
+    """A real uvicorn serving the app in a thread of this process; yields its base URL once ready (once
+    alive, while the models may still load, when ``until_ready`` is False)."""
     server = build_server(settings, factories, graceful_timeout_s)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{settings.port}"
     try:
-        wait_ready(base)
+        wait_ready(base, path="/readyz" if until_ready else "/healthz")
         yield base
     finally:
         server.should_exit = True

@@ -19,23 +19,24 @@ class Settings(BaseSettings):
 
     bundle: Path | None = Field(None, description="student bundle folder; the shipped ATEC bundle if unset")
     teacher: Path | None = Field(None, description="exported ONNX teacher folder (shadow, A/B, fallback)")
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field("127.0.0.1", description="address the server binds to")
+    port: int = Field(8000, description="port the server listens on")
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs it")
     # Cores used by the student = torch_threads x student_workers. On CPU, one single-threaded batch per
-    # core served 16% more texts/s than one batch on all cores (2-core benchmark in the README).
+    # core served 16% more texts/s than one batch on all cores (2-core benchmark in docs/benchmarks.md).
     torch_threads: int = Field(1, ge=1, description="torch threads per student batch")
     student_workers: int = Field(2, ge=1, description="student batches run at once, each in its own thread")
-    teacher_threads: int = Field(1, ge=1)
+    teacher_threads: int = Field(1, ge=1, description="onnxruntime threads of the teacher")
 
-    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body (413 above it)")
     max_texts: int = Field(256, ge=1, description="texts (or pairs) per request")
-    max_text_chars: int = Field(2000, ge=1)
-    overlong: Literal["truncate", "reject"] = "truncate"
+    max_text_chars: int = Field(2000, ge=1, description="characters per text; see overlong")
+    overlong: Literal["truncate", "reject"] = Field(
+        "truncate", description="a text over max_text_chars is truncated, or its request refused (413)")
     deadline_s: float = Field(10.0, gt=0, description="per-request deadline")
 
-    max_batch_size: int = Field(32, ge=1)
-    max_batch_tokens: int = Field(4096, ge=1)
+    max_batch_size: int = Field(32, ge=1, description="texts per batch")
+    max_batch_tokens: int = Field(4096, ge=1, description="tokens per batch")
     # 20 ms gathers the requests a finished batch's callers send back (they arrive over ~10-20 ms on
     # loopback at 32 in flight); 5 and 10 ms left batches cycling through sizes such as 32, 24, 8.
     max_wait_ms: float = Field(20.0, ge=0, description="how long a batch stays open for more texts "

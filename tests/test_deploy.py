@@ -124,6 +124,7 @@ def dockerfile_final_stage(path: Path = DOCKERFILE) -> dict[str, object]:
     return found
 
 
+@pytest.mark.slow
 def test_image_entrypoint_and_healthcheck_run_outside_docker(student_bundle, exported_teacher):
     stage = dockerfile_final_stage()
     assert stage["USER"].split(":")[0] != "0" and stage["EXPOSE"] == stage["ENV"]["FLIPKD_PORT"]

@@ -13,6 +13,8 @@ from flipkd.service.server import free_port
 
 from .conftest import REPO
 
+pytestmark = pytest.mark.slow  # a tiny Llama from SmolLM2 files and the suite's teacher
+
 
 @pytest.fixture(scope="module")
 def tiny_llama(smollm_dir, tmp_path_factory):

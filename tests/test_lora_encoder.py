@@ -24,6 +24,7 @@ def student(smollm_dir):
     return encoder
 
 
+@pytest.mark.slow
 def test_representation_equals_hand_computation_on_the_full_model(smollm_dir, student, tmp_path):
     """z = normalize(concat_m mean_t(x_{m,t} A_m^T)) from module inputs of an ordinary full forward."""
     student.save_adapter(tmp_path)
@@ -53,6 +54,7 @@ def test_representation_equals_hand_computation_on_the_full_model(smollm_dir, st
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_tokenize_pads_like_the_tokenizer_itself(student):
     """Ids are tokenized once without padding and padded per batch: the same tensors as the tokenizer's
     own truncation and right padding."""
@@ -65,6 +67,7 @@ def test_tokenize_pads_like_the_tokenizer_itself(student):
     assert ours["input_ids"].shape[1] == SPEC.max_length
 
 
+@pytest.mark.slow
 def test_two_stage_training_pass_equals_the_one_pass_forward(student):
     """Training reads encode_hidden(frozen_hidden(x)); serving reads forward(x): the same function."""
     batch = student.tokenize(TEXTS)
@@ -73,6 +76,7 @@ def test_two_stage_training_pass_equals_the_one_pass_forward(student):
         torch.testing.assert_close(student(**batch), staged, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_threads_embedding_at_once_get_their_own_results(student):
     texts = [f"question number {i} about {'card ' * (i % 5)}fees" for i in range(24)]
     groups = [texts[i::4] for i in range(4)]
@@ -83,12 +87,14 @@ def test_threads_embedding_at_once_get_their_own_results(student):
         torch.testing.assert_close(result, alone[index % 4], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_early_exit_skips_upper_layers_and_lm_head(smollm_dir):
     encoder = LoraEncoder(str(smollm_dir), EncoderSpec(layers=(10,), rank=4), dtype=torch.float32)
     assert len(encoder.body.layers) == 11
     assert isinstance(encoder.peft.base_model.model.lm_head, torch.nn.Identity)
 
 
+@pytest.mark.slow
 def test_saved_adapter_reloads_to_the_same_embeddings(smollm_dir, student, tmp_path):
     student.save_adapter(tmp_path)
     assert (tmp_path / "adapter_config.json").is_file() and (tmp_path / "adapter_model.safetensors").is_file()
@@ -96,6 +102,7 @@ def test_saved_adapter_reloads_to_the_same_embeddings(smollm_dir, student, tmp_p
     torch.testing.assert_close(reloaded.embed(TEXTS), student.embed(TEXTS))
 
 
+@pytest.mark.slow
 def test_last_token_pooling_reads_the_last_real_token(smollm_dir):
     spec = EncoderSpec(layers=(3,), rank=4, pooling="last")
     encoder = LoraEncoder(str(smollm_dir), spec, dtype=torch.float32)

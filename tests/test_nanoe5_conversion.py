@@ -172,6 +172,7 @@ def _q4_block(data: bytes) -> np.ndarray:
     return np.float32(d) * (nibbles - 8)
 
 
+@pytest.mark.slow
 def test_header_and_vocabulary(packed: PackedE5File) -> None:
     cfg = packed.config
     assert (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]) == (384, 12, 12)
@@ -182,6 +183,7 @@ def test_header_and_vocabulary(packed: PackedE5File) -> None:
     assert packed.tensors["l0.fo.w"].shape == (384, 1536)
 
 
+@pytest.mark.slow
 def test_hello_world_ids(tokenizer: PreTrainedTokenizerFast) -> None:
     assert tokenizer("Hello world")["input_ids"] == [0, 35378, 8999, 2]
     assert isinstance(tokenizer, PreTrainedTokenizerFast)
@@ -191,11 +193,13 @@ def test_hello_world_ids(tokenizer: PreTrainedTokenizerFast) -> None:
     assert tokenizer.model_max_length == 512
 
 
+@pytest.mark.slow
 def test_tokenizer_matches_packed_tokenizer(packed: PackedE5File, tokenizer: PreTrainedTokenizerFast) -> None:
     for text in TOKENIZER_SAMPLES:
         assert tokenizer(text)["input_ids"] == _reference_tokenize(packed, text), text
 
 
+@pytest.mark.slow
 def test_normalizer_reproduces_normalization_map(packed: PackedE5File) -> None:
     normalizer = normalizers.Precompiled(precompiled_charsmap(packed.normalization))
     assert all(normalizer.normalize_str(src) == dst for src, dst in packed.normalization.items())
@@ -203,6 +207,7 @@ def test_normalizer_reproduces_normalization_map(packed: PackedE5File) -> None:
     assert all(normalizer.normalize_str(ch) == ch for ch in untouched)
 
 
+@pytest.mark.slow
 def test_weights_equal_packed_q4_blocks(packed: PackedE5File, packed_path: Path, converted: Path) -> None:
     word = packed.tensors["emb.word"]
     row, block = 35378, 3  # "▁Hello"
@@ -231,6 +236,7 @@ def test_weights_equal_packed_q4_blocks(packed: PackedE5File, packed_path: Path,
     assert not hf_pos[:2].any()
 
 
+@pytest.mark.slow
 def test_paraphrases_score_above_unrelated(
     model: XLMRobertaModel, tokenizer: PreTrainedTokenizerFast
 ) -> None:
@@ -240,6 +246,7 @@ def test_paraphrases_score_above_unrelated(
         assert para > other, (anchor, para, other)
 
 
+@pytest.mark.slow
 def test_matches_numpy_reference_forward(
     packed: PackedE5File, model: XLMRobertaModel, tokenizer: PreTrainedTokenizerFast
 ) -> None:
@@ -251,6 +258,7 @@ def test_matches_numpy_reference_forward(
 
 
 @pytest.mark.parametrize("keep", [0, 7, 1000, 5_000_000])
+@pytest.mark.slow
 def test_truncated_file_is_rejected(packed_path: Path, tmp_path: Path, keep: int) -> None:
     bad = tmp_path / "truncated.bin"
     with packed_path.open("rb") as fh:

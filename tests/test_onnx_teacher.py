@@ -9,6 +9,8 @@ from flipkd.training.onnx_export import INT8_FILE, PARITY_TOLERANCE, ExportCheck
 
 from .conftest import DATA
 
+pytestmark = pytest.mark.slow  # a trained and exported teacher
+
 
 def test_fp32_graph_matches_torch_on_real_pairs(trained_teacher, exported_teacher):
     pairs = load_pairs(DATA / "medical_question_pairs" / "dev.jsonl", limit=96)

@@ -44,6 +44,7 @@ def test_tampered_folder_weights_are_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "models" / spec.name).exists()
 
 
+@pytest.mark.slow
 def test_second_provision_does_no_work(minilm_dir):
     stamp = (minilm_dir / PROVENANCE).stat().st_mtime_ns
     assert provision("all-MiniLM-L6-v2") == minilm_dir
@@ -57,6 +58,7 @@ def test_unknown_names_pass_through_as_folders_or_hub_ids(tmp_path):
     assert resolve_model("Qwen/Qwen2.5-0.5B") == "Qwen/Qwen2.5-0.5B"
 
 
+@pytest.mark.slow
 def test_converted_gguf_matches_the_gguf_it_came_from(smollm_dir):
     """The plain folder has no GGUF quantizer tag and holds exactly the GGUF weights rounded to bf16."""
     config = json.loads((smollm_dir / "config.json").read_text())

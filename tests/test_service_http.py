@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -15,12 +16,17 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flipkd.service.app import WARM_UP_TEXT, EngineFactories
+from flipkd.models.bi_encoder import TeacherConfig
+from flipkd.models.bundle import load_bundle
+from flipkd.service.batched_engine import WARM_UP_TEXT
 from flipkd.service.engines import StudentEngine
+from flipkd.service.facade import EngineFactories
 from flipkd.service.server import free_port, running_server, server_process
 from flipkd.service.settings import Settings
 
 from .conftest import THREADS
+
+pytestmark = pytest.mark.slow  # the suite's SmolLM2 bundle and ONNX teacher
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -44,22 +50,31 @@ def post(base: str, path: str, body, headers=AUTH) -> httpx.Response:
     return httpx.post(f"{base}{path}", json=body, headers=headers, timeout=60)
 
 
+def student_vectors(base: str, texts: list[str]) -> dict[str, np.ndarray]:
+    body = post(base, "/embed", {"texts": texts}).json()
+    return dict(zip(texts, np.array(body["embeddings"]), strict=True))
+
+
 def test_match_pair_pairs_and_ranked_candidates(server, student_bundle):
     base, _ = server
-    one = post(base, "/match", {"pair": {"text_a": "Can I drink alcohol on antibiotics?",
-                                         "text_b": "Is it safe to drink beer while taking amoxicillin?"}})
+    a, b = "Can I drink alcohol on antibiotics?", "Is it safe to drink beer while taking amoxicillin?"
+    one = post(base, "/match", {"pair": {"text_a": a, "text_b": b}})
     assert one.status_code == 200, one.text
     body = one.json()
     assert body["served_by"] == "student" and body["fallback_reason"] is None
     assert len(body["request_id"]) == 32
+    assert body["threshold"] == load_bundle(student_bundle).threshold
     (result,) = body["results"]
-    assert -1.0 <= result["similarity"] <= 1.0
+    vectors = student_vectors(base, [a, b])
+    assert result["similarity"] == pytest.approx(float(vectors[a] @ vectors[b]), abs=1e-4)
     assert result["match"] == (result["similarity"] >= body["threshold"])
 
-    many = post(base, "/match", {"pairs": [{"text_a": "a cold", "text_b": "the flu"},
-                                           {"text_a": "knee pain", "text_b": "knee pain"}]}).json()
-    assert [r["text_a"] for r in many["results"]] == ["a cold", "knee pain"]
-    assert many["results"][1]["similarity"] == pytest.approx(1.0, abs=1e-3)
+    pairs = [("a cold", "the flu"), ("knee pain", "a cold"), ("the flu", "knee pain")]
+    many = post(base, "/match", {"pairs": [{"text_a": x, "text_b": y} for x, y in pairs]}).json()
+    assert [(r["text_a"], r["text_b"]) for r in many["results"]] == pairs
+    vectors = student_vectors(base, ["a cold", "the flu", "knee pain"])
+    np.testing.assert_allclose([r["similarity"] for r in many["results"]],
+                               [vectors[x] @ vectors[y] for x, y in pairs], atol=1e-4)
 
     candidates = ["knee pain while running", "stock prices", "running knee ache"]
     ranked = post(base, "/match", {"query": "my knee hurts when I run", "top_k": 2, "candidates": candidates})
@@ -77,8 +92,13 @@ def test_embed_routes_return_unit_vectors(server):
     np.testing.assert_allclose(vectors[0], vectors[1])
     teacher = post(base, "/embed", {"texts": ["fever"], "model": "teacher"}).json()
     assert teacher["served_by"] == "teacher" and teacher["dimension"] == 384
-    openai = post(base, "/v1/embeddings", {"input": ["fever", "rash"], "model": "flipkd"}).json()
-    assert [d["index"] for d in openai["data"]] == [0, 1] and openai["usage"]["prompt_tokens"] > 0
+    openai = post(base, "/v1/embeddings", {"input": ["fever", "rash", "fever"], "model": "flipkd"}).json()
+    vectors = student_vectors(base, ["fever", "rash"])
+    np.testing.assert_allclose([d["embedding"] for d in openai["data"]],
+                               [vectors["fever"], vectors["rash"], vectors["fever"]], atol=1e-5)
+    tokens = {text: post(base, "/v1/embeddings", {"input": text}).json()["usage"]["prompt_tokens"]
+              for text in ("fever", "rash")}
+    assert openai["usage"]["prompt_tokens"] == 2 * tokens["fever"] + tokens["rash"]
 
 
 def test_operations_routes(server, student_bundle):
@@ -141,12 +161,16 @@ def test_schemathesis_finds_no_server_error(server, tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
-def test_metrics_parse_and_add_up(server):
+def test_metrics_parse_and_add_up_and_the_shadow_log_holds_the_disagreements(server, student_bundle,
+                                                                                exported_teacher):
     base, log = server
     before = scrape(base)
-    for _ in range(3):
-        response = post(base, "/match", {"pair": {"text_a": "sore throat", "text_b": "throat pain"}})
+    pairs = [("sore throat", "throat pain"), ("knee pain", "stock prices"), ("a rash on my arm", "skin rash")]
+    answers = []
+    for text_a, text_b in pairs:
+        response = post(base, "/match", {"pair": {"text_a": text_a, "text_b": text_b}})
         assert response.status_code == 200
+        answers.append(response.json())
     time.sleep(1.0)  # shadow scoring runs off the hot path
     after = scrape(base)
     served = after[("flipkd_served_total", (("model", "student"),))] - \
@@ -157,6 +181,18 @@ def test_metrics_parse_and_add_up(server):
     shadowed = sum(v for (name, _), v in after.items() if name == "flipkd_shadow_pairs_total") - \
         sum(v for (name, _), v in before.items() if name == "flipkd_shadow_pairs_total")
     assert shadowed == 3
+    disagreed = after.get(("flipkd_shadow_pairs_total", (("agreement", "disagree"),)), 0) - \
+        before.get(("flipkd_shadow_pairs_total", (("agreement", "disagree"),)), 0)
+    similarity = {body["request_id"]: body["results"][0]["similarity"] for body in answers}
+    logged = [json.loads(line) for line in (log.read_text().splitlines() if log.exists() else [])]
+    logged = [record for record in logged if record["request_id"] in similarity]
+    assert len(logged) == disagreed
+    student_threshold = load_bundle(student_bundle).threshold
+    teacher_threshold = TeacherConfig.load(exported_teacher).threshold
+    for record in logged:
+        assert (record["text_a"], record["text_b"]) in pairs
+        assert record["student"] == pytest.approx(similarity[record["request_id"]], abs=1e-6)
+        assert (record["student"] >= student_threshold) != (record["teacher"] >= teacher_threshold)
     assert after[("flipkd_ready", (("engine", "student"),))] == 1.0
     assert any(name == "flipkd_batch_size_count" for name, _ in after)
     assert after[("flipkd_heap_trim_seconds_count", ())] > 0  # trimmed every 0.5 s

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from flipkd.models.bi_encoder import TeacherConfig, TorchBiEncoder
@@ -19,6 +20,7 @@ def mean_cosent(encoder: TorchBiEncoder, pairs) -> float:
     return float(np.mean([loss.item() for loss in losses]))
 
 
+@pytest.mark.slow
 def test_short_fine_tune_lowers_the_loss(minilm_dir, trained_teacher):
     train = load_pairs(DATA / "medical_question_pairs" / "train.jsonl", limit=64)
     before = mean_cosent(TorchBiEncoder(str(minilm_dir), max_length=64), train)
@@ -26,6 +28,7 @@ def test_short_fine_tune_lowers_the_loss(minilm_dir, trained_teacher):
     assert after < before - 0.05, (before, after)
 
 
+@pytest.mark.slow
 def test_teacher_folder_records_threshold_and_metrics(trained_teacher):
     config = TeacherConfig.load(trained_teacher)
     metrics = json.loads((trained_teacher / "metrics.json").read_text())

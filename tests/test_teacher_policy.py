@@ -1,3 +1,4 @@
+import hashlib
 import random
 
 import numpy as np
@@ -15,7 +16,8 @@ def test_ab_assignment_is_deterministic_and_close_to_its_share():
     assert {ab_arm(key, 1.0) for key in keys[:100]} == {"teacher"}
     # growing the share only moves keys from student to teacher, never back
     assert all(ab_arm(k, 0.5) == "teacher" for k, arm in zip(keys, arms, strict=True) if arm == "teacher")
-    assert 0.0 <= unit_hash("x") < 1.0
+    # the documented u(key), which replicas and clients may compute for themselves
+    assert unit_hash("client-7") == int.from_bytes(hashlib.sha256(b"client-7").digest()[:8], "big") / 2**64
 
 
 def test_shadow_sampling_and_agreement():

@@ -13,24 +13,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flipkd.models.bundle import Bundle, load_bundle
-from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.models.bundle import load_bundle
+from flipkd.models.lora_encoder import student_encoder
 from flipkd.models.onnx_teacher import OnnxTeacher
-from flipkd.models.provision import resolve_model
 from flipkd.training.data import load_pairs
 from flipkd.training.metrics import classification_metrics
 from flipkd.training.student_scores import student_scores
-
-
-def load_student(bundle: Bundle, dtype: torch.dtype = torch.bfloat16) -> LoraEncoder:
-    return LoraEncoder(resolve_model(bundle.base_model), bundle.encoder, adapter=bundle.folder, dtype=dtype)
 
 
 def evaluate_bundle(bundle_dir: Path, data_file: Path, teacher_dir: Path | None = None) -> dict:
     bundle = load_bundle(bundle_dir)
     pairs = load_pairs(data_file)
     labels = np.array([p.label for p in pairs])
-    scores = student_scores(load_student(bundle), pairs)
+    scores = student_scores(student_encoder(bundle), pairs)
     result: dict = {"n": len(pairs), "positives": int(labels.sum()),
                     "student": classification_metrics(scores, labels, bundle.threshold)}
     teacher_folder = bundle.find_teacher(teacher_dir)

@@ -1,0 +1,85 @@
+"""Shadow scoring: the teacher also scores a sampled share of the student's /match answers, off the hot
+path.
+
+Every pair counts once in ``flipkd_shadow_pairs_total{agreement}`` (do both models decide alike, each
+at its own threshold?) and its |student - teacher| similarity in ``flipkd_shadow_score_gap``. With a log
+configured, each disagreeing pair becomes one JSONL line ``{"request_id", "text_a", "text_b", "student",
+"teacher"}``, appended by a single writer thread: the event loop never waits on the disk and lines
+never interleave. Shadow work never changes an answer; when the teacher fails it is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from flipkd.service.batched_engine import BatchedEngine
+from flipkd.service.metrics import ServiceMetrics
+from flipkd.service.pairs import TextPairs
+from flipkd.service.teacher_policy import agreement, in_shadow
+
+
+class ShadowLog:
+    """Appends JSON lines to ``path`` from one writer thread; :meth:`close` waits for pending writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-log")
+
+    async def append(self, records: list[dict]) -> None:
+        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        await asyncio.get_running_loop().run_in_executor(self._writer, self._write, lines)
+
+    def _write(self, lines: str) -> None:
+        with open(self.path, "a", encoding="utf-8") as log:
+            log.write(lines)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+
+
+class Shadow:
+    """Samples ``share`` of the answers and scores them with the teacher in background tasks."""
+
+    def __init__(self, share: float, log: Path | None, metrics: ServiceMetrics) -> None:
+        self.share = share
+        self.metrics = metrics
+        self.log = ShadowLog(log) if log is not None else None
+        self._tasks: set[asyncio.Task] = set()
+
+    def sampled(self) -> bool:
+        return in_shadow(self.share)
+
+    def score(self, teacher: BatchedEngine, pairs: TextPairs, student_scores: np.ndarray,
+              student_threshold: float, request_id: str) -> None:
+        """Start scoring ``pairs`` with ``teacher``; returns at once."""
+        task = asyncio.create_task(self._score(teacher, pairs, student_scores, student_threshold, request_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _score(self, teacher: BatchedEngine, pairs: TextPairs, student_scores: np.ndarray,
+                     student_threshold: float, request_id: str) -> None:
+        try:
+            vectors, _ = await teacher.embed(pairs.texts)
+        except Exception:  # shadow work never affects answers; it is simply skipped
+            return
+        teacher_scores = pairs.cosines(vectors)
+        agrees = agreement(student_scores, student_threshold, teacher_scores, teacher.threshold)
+        for agree, gap in zip(agrees, np.abs(student_scores - teacher_scores), strict=True):
+            self.metrics.shadow_pairs.labels(agreement="agree" if agree else "disagree").inc()
+            self.metrics.shadow_gap.observe(float(gap))
+        if self.log is not None and not agrees.all():
+            rows = zip(pairs.pairs, student_scores, teacher_scores, agrees, strict=True)
+            await self.log.append([{"request_id": request_id, "text_a": a, "text_b": b, "student": float(s),
+                                    "teacher": float(t)} for (a, b), s, t, agree in rows if not agree])
+
+    async def close(self) -> None:
+        """Wait for the scoring in flight, then for its log lines."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.log is not None:
+            self.log.close()

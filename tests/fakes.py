@@ -1,0 +1,70 @@
+"""Engines without weights, for the fast tier: the service's engine interface with deterministic vectors.
+
+A text's token ids are its UTF-8 bytes (at most ``max_length``); its vector is a unit vector drawn from
+a generator seeded by a hash of the engine's ``seed`` and the ids. Equal texts get equal vectors, the
+student and the teacher (different seeds) get different ones, and a test computes the expected answer
+with :meth:`FakeEngine.vector`. ``delay_s`` and ``failing`` act on every batch and can change while the
+service runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from flipkd.models.bundle import Bundle
+from flipkd.service.facade import EngineFactories
+
+
+class FakeEngine:
+    def __init__(self, name: str = "student", dim: int = 16, threshold: float = 0.5, max_length: int = 64,
+                 seed: str | None = None, delay_s: float = 0.0, failing: bool = False) -> None:
+        self.name = name
+        self.dim = dim
+        self.threshold = threshold
+        self.max_length = max_length
+        self.seed = seed or name
+        self.delay_s = delay_s
+        self.failing = failing
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(text.encode("utf-8"))[: self.max_length] for text in texts]
+
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """(len(ids), dim) float32 unit rows, after ``delay_s``; RuntimeError while ``failing``."""
+        time.sleep(self.delay_s)
+        if self.failing:
+            raise RuntimeError(f"fake {self.name} failed")
+        return np.stack([self._vector(row) for row in ids])
+
+    def vector(self, text: str) -> np.ndarray:
+        """The vector this engine gives ``text``."""
+        return self._vector(self.token_ids([text])[0])
+
+    def _vector(self, ids: Sequence[int]) -> np.ndarray:
+        digest = hashlib.sha256(f"{self.seed}:{','.join(map(str, ids))}".encode()).digest()
+        vector = np.random.default_rng(int.from_bytes(digest[:8], "big")).standard_normal(self.dim)
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def fake_factories(student: FakeEngine, teacher: FakeEngine | None = None,
+                   student_gate: threading.Event | None = None) -> EngineFactories:
+    """Factories handing the service these engines; the student's waits for ``student_gate`` when given
+    (the service stays not ready until it is set)."""
+
+    def make_student(_bundle: Bundle) -> FakeEngine:
+        if student_gate is not None:
+            student_gate.wait()
+        return student
+
+    def make_teacher(_folder: Path, _threads: int) -> FakeEngine:
+        if teacher is None:
+            raise RuntimeError("no fake teacher was given")
+        return teacher
+
+    return EngineFactories(student=make_student, teacher=make_teacher)

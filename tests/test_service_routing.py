@@ -1,0 +1,251 @@
+"""Which model answers, on a real uvicorn on loopback with fake engines (tests/fakes.py): A/B by key, the
+deadline and its fallback, a failing student, readiness, the shadow log, and the answers' shapes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from flipkd.models.bundle import DEFAULT_BUNDLE, load_bundle
+from flipkd.service.server import free_port, running_server
+from flipkd.service.settings import Settings
+
+from .conftest import THREADS
+from .fakes import FakeEngine, fake_factories
+
+STUDENT_THRESHOLD = load_bundle(DEFAULT_BUNDLE).threshold
+
+
+def settings_for(tmp_path: Path, **extra) -> Settings:
+    """The shipped bundle with a teacher folder the fake teacher stands in for."""
+    return Settings(teacher=tmp_path / "teacher", port=free_port(), torch_threads=THREADS,
+                    heap_trim_interval_s=0, **extra)
+
+
+@contextmanager
+def serving(settings: Settings, student: FakeEngine, teacher: FakeEngine,
+            student_gate: threading.Event | None = None, until_ready: bool = True) -> Iterator[httpx.Client]:
+    """A client of the running service, once it is ready (alive, when ``until_ready`` is False); the
+    student's factory waits for ``student_gate``, which is opened before the service stops."""
+    factories = fake_factories(student, teacher, student_gate)
+    with running_server(settings, factories, until_ready=until_ready) as base:
+        try:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                yield client
+        finally:
+            if student_gate is not None:
+                student_gate.set()
+
+
+def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for work the service does in the background."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the service did not get there in time"
+        time.sleep(0.05)
+
+
+def metric(client: httpx.Client, name: str, **labels: str) -> float:
+    """One sample of /metrics (0 when absent)."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+def cosine(engine: FakeEngine, a: str, b: str) -> float:
+    return float(engine.vector(a) @ engine.vector(b))
+
+
+def expected_arm(key: str, share: float) -> str:
+    """The documented assignment: the teacher when sha256(key)'s first 8 bytes / 2^64 < share."""
+    return "teacher" if int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64 < share \
+        else "student"
+
+
+def pair(a: str, b: str, **extra) -> dict:
+    return {"pair": {"text_a": a, "text_b": b}, **extra}
+
+
+@pytest.fixture
+def student() -> FakeEngine:
+    return FakeEngine("student", dim=16)
+
+
+@pytest.fixture
+def teacher() -> FakeEngine:
+    return FakeEngine("teacher", dim=12, threshold=0.3)
+
+
+def test_match_answers_with_the_students_similarities(tmp_path, student, teacher):
+    with serving(settings_for(tmp_path), student, teacher) as client:
+        one = client.post("/match", json=pair("Can I drink on antibiotics?", "Is alcohol safe with it?"))
+        many = client.post("/match", json={"pairs": [{"text_a": "a cold", "text_b": "the flu"},
+                                                     {"text_a": "the flu", "text_b": "knee pain"},
+                                                     {"text_a": "knee pain", "text_b": "a cold"}]})
+        candidates = ["knee pain while running", "stock prices", "running knee ache", "a cold"]
+        ranked = client.post("/match", json={"query": "my knee hurts", "candidates": candidates, "top_k": 3})
+    body = one.json()
+    assert one.status_code == 200 and body["served_by"] == "student" and body["fallback_reason"] is None
+    assert body["threshold"] == pytest.approx(STUDENT_THRESHOLD)
+    (result,) = body["results"]
+    expected = cosine(student, result["text_a"], result["text_b"])
+    assert result["similarity"] == pytest.approx(expected, abs=1e-6)
+    assert result["match"] == (result["similarity"] >= STUDENT_THRESHOLD)
+    similarities = [r["similarity"] for r in many.json()["results"]]
+    expected = [cosine(student, a, b) for a, b in [("a cold", "the flu"), ("the flu", "knee pain"),
+                                                   ("knee pain", "a cold")]]
+    np.testing.assert_allclose(similarities, expected, atol=1e-6)
+    best_first = sorted(candidates, key=lambda c: -cosine(student, "my knee hurts", c))[:3]
+    assert [(r["text_b"], r["rank"]) for r in ranked.json()["results"]] == list(zip(best_first, [1, 2, 3],
+                                                                                        strict=True))
+
+
+def test_embed_routes_return_the_chosen_models_vectors(tmp_path, student, teacher):
+    texts = ["fever", "rash", "fever"]
+    with serving(settings_for(tmp_path), student, teacher) as client:
+        by_student = client.post("/embed", json={"texts": texts}).json()
+        by_teacher = client.post("/embed", json={"texts": texts, "model": "teacher", "domain": "atec"}).json()
+        elsewhere = client.post("/embed", json={"texts": texts, "domain": "elsewhere"})
+        openai = client.post("/v1/embeddings", json={"input": ["fever", "rash", "fever"]}).json()
+        openai_teacher = client.post("/v1/embeddings", json={"input": "rash", "model": "teacher"}).json()
+    for body, engine in ((by_student, student), (by_teacher, teacher)):
+        assert body["served_by"] == engine.name and body["dimension"] == engine.dim
+        np.testing.assert_allclose(body["embeddings"], [engine.vector(t) for t in texts], atol=1e-6)
+    assert elsewhere.status_code == 404
+    assert elsewhere.json() == {"error": "unknown domain 'elsewhere'; loaded: 'atec'"}
+    assert openai["model"] == "flipkd-student"
+    np.testing.assert_allclose([d["embedding"] for d in openai["data"]],
+                               [student.vector(t) for t in ("fever", "rash", "fever")], atol=1e-6)
+    tokens = len("fever") + len("rash") + len("fever")  # the fakes' tokens are bytes
+    assert openai["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+    assert openai_teacher["model"] == "flipkd-teacher"
+    np.testing.assert_allclose(openai_teacher["data"][0]["embedding"], teacher.vector("rash"), atol=1e-6)
+
+
+def test_ab_share_of_keys_goes_to_the_teacher_and_a_key_keeps_its_arm(tmp_path, student, teacher):
+    share, keys = 0.25, [f"client-{i}" for i in range(120)]
+    expected = [expected_arm(key, share) for key in keys]
+    assert 10 < expected.count("teacher") < 50
+    with serving(settings_for(tmp_path, ab_share=share), student, teacher) as client:
+        served = [client.post("/match", json=pair("card fees", "annual fee", request_key=key)).json()
+                  for key in keys]
+        again = [client.post("/match", json=pair("refund", "money back", request_key=key)).json()["served_by"]
+                 for key in keys[:40]]
+        unkeyed = [client.post("/match", json=pair("refund", "money back")).json() for _ in range(20)]
+        assignments = metric(client, "flipkd_ab_assignments_total", arm="teacher")
+    assert [body["served_by"] for body in served] == expected
+    assert again == expected[:40]
+    assert [body["served_by"] for body in unkeyed] == [expected_arm(b["request_id"], share) for b in unkeyed]
+    assert assignments == sum(arm == "teacher" for arm in expected + expected[:40]) + \
+        sum(body["served_by"] == "teacher" for body in unkeyed)
+    for body in served:
+        engine = teacher if body["served_by"] == "teacher" else student
+        assert body["fallback_reason"] is None
+        threshold = teacher.threshold if engine is teacher else STUDENT_THRESHOLD
+        assert body["threshold"] == pytest.approx(threshold)
+        assert body["results"][0]["similarity"] == pytest.approx(cosine(engine, "card fees", "annual fee"),
+                                                                 abs=1e-6)
+
+
+@pytest.mark.parametrize(("trouble", "reason", "fallback", "status", "error"), [
+    ("late", "deadline", True, 200, None),
+    ("late", "deadline", False, 504, "student missed its 0.2 s deadline"),
+    ("failing", "error", True, 200, None),
+    ("failing", "error", False, 503, "unavailable: student_error"),
+])
+def test_a_late_or_failing_student(tmp_path, student, teacher, trouble, reason, fallback, status, error):
+    settings = settings_for(tmp_path, deadline_s=0.2, fallback=fallback)
+    with serving(settings, student, teacher) as client:
+        before = client.post("/match", json=pair("fever", "high temperature")).json()
+        if trouble == "late":
+            student.delay_s = 1.0
+        else:
+            student.failing = True
+        response = client.post("/match", json=pair("fever", "a rash"))
+        fallbacks = metric(client, "flipkd_fallbacks_total", reason=reason)
+    assert before["served_by"] == "student"
+    assert response.status_code == status, response.text
+    assert fallbacks == (1 if fallback else 0)
+    if error is not None:
+        assert response.json() == {"error": error}
+        assert response.headers.get("Retry-After") == ("1" if status == 503 else None)
+        return
+    body = response.json()
+    assert (body["served_by"], body["fallback_reason"]) == ("teacher", reason)
+    assert body["threshold"] == teacher.threshold
+    assert body["results"][0]["similarity"] == pytest.approx(cosine(teacher, "fever", "a rash"), abs=1e-6)
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_while_the_student_loads_the_service_answers_503_or_falls_back(tmp_path, student, teacher, fallback):
+    gate = threading.Event()
+    settings = settings_for(tmp_path, fallback=fallback)
+    with serving(settings, student, teacher, gate, until_ready=False) as client:
+        assert client.get("/healthz").status_code == 200
+        until(lambda: client.get("/readyz").json()["teacher"])  # loaded first; the student waits for the gate
+        readiness = client.get("/readyz")
+        match = client.post("/match", json=pair("fever", "a rash"))
+        embed = client.post("/embed", json={"texts": ["fever"]})
+        gate.set()
+        until(lambda: client.get("/readyz").status_code == 200)
+        served = client.post("/match", json=pair("fever", "a rash")).json()["served_by"]
+    assert readiness.status_code == 503
+    assert readiness.json() == {"ready": False, "student": False, "teacher": True, "degraded": ["student"],
+                                "load_error": None}
+    assert embed.status_code == 503 and embed.json() == {"error": "unavailable: student_not_ready"}
+    if fallback:
+        assert match.status_code == 200
+        assert (match.json()["served_by"], match.json()["fallback_reason"]) == ("teacher", "not_ready")
+    else:
+        assert match.status_code == 503 and match.headers["Retry-After"] == "1"
+        assert match.json() == {"error": "unavailable: student_not_ready"}
+    assert served == "student"
+
+
+def test_a_student_that_fails_to_load_leaves_the_teacher_answering(tmp_path, teacher):
+    broken = FakeEngine("student", failing=True)  # fails its warm-up
+    with serving(settings_for(tmp_path), broken, teacher, until_ready=False) as client:
+        until(lambda: client.get("/readyz").json()["load_error"] is not None)
+        readiness = client.get("/readyz").json()
+        match = client.post("/match", json=pair("fever", "a rash")).json()
+    assert readiness["load_error"] == "RuntimeError: fake student failed"
+    assert readiness["degraded"] == ["student"]
+    assert (match["served_by"], match["fallback_reason"]) == ("teacher", "not_ready")
+
+
+def test_shadow_scoring_counts_agreement_and_logs_each_disagreement(tmp_path, student):
+    teacher = FakeEngine("teacher", threshold=-1.0)  # calls every pair a match
+    log = tmp_path / "shadow.jsonl"
+    pairs = [("sore throat", "throat pain"), ("knee pain", "knee pain"), ("fever", "rash")]
+    student_scores = [cosine(student, a, b) for a, b in pairs]
+    assert [s >= STUDENT_THRESHOLD for s in student_scores] == [False, True, False]  # so 0 and 2 disagree
+    settings = settings_for(tmp_path, shadow_share=1.0, shadow_log=log)
+    with serving(settings, student, teacher) as client:
+        body = client.post("/match", json={"pairs": [{"text_a": a, "text_b": b} for a, b in pairs]}).json()
+        until(lambda: log.exists() and log.read_text().count("\n") == 2)
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        agreeing = client.post("/match", json=pair("knee pain", "knee pain")).json()
+        until(lambda: metric(client, "flipkd_shadow_pairs_total", agreement="agree") == 2)
+        counts = {agreement: metric(client, "flipkd_shadow_pairs_total", agreement=agreement)
+                  for agreement in ("agree", "disagree")}
+        gaps = metric(client, "flipkd_shadow_score_gap_count")
+    assert body["served_by"] == agreeing["served_by"] == "student"
+    assert counts == {"agree": 2, "disagree": 2} and gaps == 4
+    assert log.read_text().count("\n") == 2  # the agreeing request added no line
+    assert [(r["request_id"], r["text_a"], r["text_b"]) for r in records] == \
+        [(body["request_id"], *pairs[0]), (body["request_id"], *pairs[2])]
+    for record, index in zip(records, (0, 2), strict=True):
+        assert record["student"] == pytest.approx(student_scores[index], abs=1e-6)
+        assert record["teacher"] == pytest.approx(cosine(teacher, *pairs[index]), abs=1e-6)
