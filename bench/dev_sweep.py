@@ -32,12 +32,12 @@ def folder_name(name: str) -> str:
     return "".join(char if char.isalnum() or char in "-_." else "-" for char in name)
 
 
-def train(config: Path, out: Path, overrides: list[str], threads: int, log: Path) -> None:
+def train(config: Path, out: Path, overrides: list[str], threads: int, log: Path, fp32: bool) -> None:
     """Run ``flipkd distill`` for one variant unless its bundle exists; its output goes to ``log``."""
     if (out / "flipkd.json").is_file():
         return
     command = [str(Path(sys.executable).with_name("flipkd")), "--threads", str(threads), "distill",
-               "--config", str(config), "--out", str(out)]
+               "--config", str(config), "--out", str(out), *(["--fp32"] if fp32 else [])]
     for override in overrides:
         command += ["--set", override]
     print(" ".join(command), file=sys.stderr, flush=True)
@@ -48,21 +48,30 @@ def train(config: Path, out: Path, overrides: list[str], threads: int, log: Path
 def record(name: str, overrides: list[str], bundle: Path) -> dict:
     manifest = json.loads((bundle / "flipkd.json").read_text())
     training = manifest["training"]
-    return {"variant": name, "overrides": overrides, "bundle": str(bundle), "dev": manifest["metrics"]["dev"],
+    metrics = manifest["metrics"]
+    transfer = manifest.get("transfer") or {}
+    return {"variant": name, "overrides": overrides, "bundle": str(bundle), "dev": metrics["dev"],
+            "train_auc": metrics.get("train_fit", {}).get("auc"), "best_step": metrics.get("best_step"),
+            "steps": training["steps"], "transfer_pairs": transfer.get("pairs", 0),
+            "dtype": training["dtype"],
             "filter": manifest.get("filter"), "train_seconds": training["train_seconds"],
             "tokens_per_second": training["tokens_per_second"], "peak_rss_gib": training["peak_rss_gib"],
             "final_loss": training["final_loss"], "seed": manifest["seed"]}
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| variant | overrides | dev F1 | dev accuracy | dev AUC | threshold | train s | peak RSS GiB |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | overrides | seed | dev F1 | dev accuracy | dev AUC | train-split AUC "
+             "| best step / steps | transfer pairs | threshold | train s | peak RSS GiB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in sorted(rows, key=lambda row: -row["dev"]["f1"]):
         dev = row["dev"]
         overrides = "; ".join(f"`{override}`" for override in row["overrides"]) or "(configuration as is)"
-        lines.append(f"| {row['variant']} | {overrides} | {dev['f1']:.3f} | {dev['accuracy']:.3f} | "
-                     f"{dev['auc']:.3f} | {dev['threshold']:.3f} | {row['train_seconds']:.0f} | "
-                     f"{row['peak_rss_gib']:.2f} |")
+        train_auc = "-" if row.get("train_auc") is None else f"{row['train_auc']:.3f}"
+        steps = f"{row.get('best_step') or '-'} / {row.get('steps', '-')}"
+        lines.append(f"| {row['variant']} | {overrides} | {row['seed']} | {dev['f1']:.3f} "
+                     f"| {dev['accuracy']:.3f} | {dev['auc']:.3f} | {train_auc} | {steps} "
+                     f"| {row.get('transfer_pairs', 0)} "
+                     f"| {dev['threshold']:.3f} | {row['train_seconds']:.0f} | {row['peak_rss_gib']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -74,6 +83,8 @@ def main() -> None:
     parser.add_argument("--reference", action="append", default=[], metavar="NAME=BUNDLE")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--fp32", action="store_true",
+                        help="train in fp32 (faster than bf16 on CPUs without bf16 matrix instructions)")
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +92,7 @@ def main() -> None:
     for name, spec in map(parse_named, args.variant):
         overrides = [override for override in spec.split(";") if override]
         bundle = args.runs / folder_name(name)
-        train(args.config, bundle, overrides, args.threads, args.runs / f"{folder_name(name)}.log")
+        train(args.config, bundle, overrides, args.threads, args.runs / f"{folder_name(name)}.log", args.fp32)
         rows.append(record(name, overrides, bundle))
         lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
         (args.out / "sweep.jsonl").write_text("".join(lines))

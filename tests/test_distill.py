@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 
 from flipkd.models.bundle import BundleError, load_bundle, write_manifest
 from flipkd.training.bundle_build import publish_bundle
-from flipkd.training.data import load_pairs
+from flipkd.training.data import Pair, load_pairs
 from flipkd.training.distill import stratified_batches, train_student
 from flipkd.training.distill_config import load_config
 from flipkd.training.teacher_rebuild import ensure_teacher
@@ -31,6 +31,7 @@ def test_batches_hold_both_classes():
     assert all(0 < labels[batch].sum() < len(batch) for batch in batches)
 
 
+@pytest.mark.slow
 def test_config_selects_train_range_and_dev_prefix(smoke_config):
     overrides = ["train.train_offset=100", "train.train_limit=50", "train.dev_limit=40"]
     config = load_config(smoke_config, overrides)
@@ -40,19 +41,20 @@ def test_config_selects_train_range_and_dev_prefix(smoke_config):
     assert len(config.pairs("test")) == len(load_pairs(config.data / "test.jsonl"))
 
 
-def test_teacher_scores_of_a_range_match_the_whole_file(exported_teacher, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_teacher_scores_are_cached_per_pairs_and_in_order(exported_teacher, tmp_path, monkeypatch):
     monkeypatch.setenv("FLIPKD_HOME", str(tmp_path))
-    lines = (REPO / "data/medical_question_pairs/dev.jsonl").read_text().splitlines()[:30]
-    data = tmp_path / "pairs.jsonl"
-    data.write_text("\n".join(lines) + "\n")
-    whole = teacher_scores(data, exported_teacher)
-    part = teacher_scores(data, exported_teacher, selection=slice(10, 20))
+    pairs = load_pairs(REPO / "data/medical_question_pairs/dev.jsonl")[:30]
+    whole = teacher_scores(pairs, exported_teacher)
+    part = teacher_scores(pairs[10:20], exported_teacher)
     np.testing.assert_allclose(part, whole[10:20], atol=1e-5)
-    whole_key = score_cache_path(data, exported_teacher)
-    assert score_cache_path(data, exported_teacher, slice(10, 20)) != whole_key
-    assert score_cache_path(data, exported_teacher, slice(0, None)) == whole_key
+    assert score_cache_path(pairs[10:20], exported_teacher) != score_cache_path(pairs, exported_teacher)
+    swapped = [Pair(p.text_b, p.text_a, p.label) for p in pairs[:2]]
+    assert score_cache_path(swapped, exported_teacher) != score_cache_path(pairs[:2], exported_teacher)
+    assert len(list((tmp_path / "teacher-scores").glob("*.safetensors"))) == 2
 
 
+@pytest.mark.slow
 def test_bundle_is_plain_peft_with_manifest_and_checksums(student_bundle, smollm_dir):
     bundle = load_bundle(student_bundle)
     manifest = bundle.manifest
@@ -67,6 +69,7 @@ def test_bundle_is_plain_peft_with_manifest_and_checksums(student_bundle, smollm
     assert any("lora_A" in name for name, _ in model.named_parameters())
 
 
+@pytest.mark.slow
 def test_altered_bundle_file_is_refused(student_bundle, tmp_path):
     copy = tmp_path / "bundle"
     shutil.copytree(student_bundle, copy)
@@ -77,6 +80,7 @@ def test_altered_bundle_file_is_refused(student_bundle, tmp_path):
         load_bundle(copy)
 
 
+@pytest.mark.slow
 def test_evaluate_prints_one_json_object(student_bundle, exported_teacher):
     data = REPO / "data" / "medical_question_pairs" / "test.jsonl"
     command = [sys.executable, "-m", "flipkd", "--threads", "2", "evaluate", "--bundle",
@@ -90,6 +94,7 @@ def test_evaluate_prints_one_json_object(student_bundle, exported_teacher):
     assert report["student"]["threshold"] == load_bundle(student_bundle).threshold
 
 
+@pytest.mark.slow
 def test_evaluate_names_the_bad_line(student_bundle, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text_a": "a", "text_b": "b", "label": 1}\n{"text_a": "a", "text_b": "b", "label": 7}\n')
@@ -100,6 +105,7 @@ def test_evaluate_names_the_bad_line(student_bundle, tmp_path):
     assert f"{bad}:2:" in result.stderr and result.stdout == ""
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(smoke_config, smollm_dir, tmp_path):
     """A run leaves a checkpoint at step 2 of 4; a second run in the same folder resumes there and ends
     with the same weights and loss history as the uninterrupted run."""
@@ -117,6 +123,7 @@ def test_resume_continues_from_the_checkpoint(smoke_config, smollm_dir, tmp_path
             torch.testing.assert_close(parameter, weights[name], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_publish_copies_a_verified_bundle_without_its_checkpoint(student_bundle, tmp_path):
     published = publish_bundle(student_bundle, tmp_path / "published")
     assert set(published["files"]) <= {"adapter_config.json", "adapter_model.safetensors", "loss_curve.png"}
@@ -124,6 +131,7 @@ def test_publish_copies_a_verified_bundle_without_its_checkpoint(student_bundle,
     assert load_bundle(tmp_path / "published").threshold == load_bundle(student_bundle).threshold
 
 
+@pytest.mark.slow
 def test_a_missing_teacher_is_rebuilt_from_the_recorded_recipe(student_bundle, tmp_path):
     folder = tmp_path / "bundle"
     shutil.copytree(student_bundle, folder)
@@ -145,6 +153,7 @@ def test_a_missing_teacher_is_rebuilt_from_the_recorded_recipe(student_bundle, t
     assert again["sha256"] == first["sha256"]
 
 
+@pytest.mark.slow
 def test_a_missing_teacher_without_recipe_is_a_clear_error(student_bundle, tmp_path):
     folder = tmp_path / "bundle"
     shutil.copytree(student_bundle, folder)

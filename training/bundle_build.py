@@ -73,7 +73,11 @@ def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bf
         "command": " ".join(sys.argv),
         "config": config.to_json(),
         "filter": report.to_json() if report else None,
-        "metrics": {"dev": classification_metrics(dev_scores, dev_labels, threshold)},
+        "metrics": {"dev": classification_metrics(dev_scores, dev_labels, threshold),
+                    "train_fit": {"auc": result.train_auc, "pairs": min(config.train.fit_pairs,
+                                                                        len(result.data.pairs))},
+                    "dev_curve": result.dev_curve, "best_step": result.best_step},
+        "transfer": result.data.transfer.report() if result.data.transfer is not None else None,
         "training": {
             "pairs": len(result.data.pairs), "steps": result.steps, "world_size": result.world_size,
             "train_seconds": round(result.train_seconds, 1),

@@ -18,7 +18,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
     config = TeacherTrainConfig(
         data=args.data, base=args.base, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, max_length=args.max_length, train_limit=args.limit, seed=args.seed, bf16=not args.fp32,
-        freeze_embeddings=not args.train_embeddings)
+        freeze_embeddings=not args.train_embeddings, folds=args.folds, fold=args.fold)
     metrics = train_teacher(config, zero_shot=not args.no_zero_shot)
     summary = {key: metrics[key] for key in ("fine_tuned", "zero_shot", "train_seconds")}
     print(json.dumps(summary, indent=2))
@@ -95,6 +95,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                          help="skip scoring the encoder before fine-tuning on dev/test (saves minutes)")
     teacher.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
     teacher.add_argument("--train-embeddings", action="store_true", help="also train the token embeddings")
+    teacher.add_argument("--folds", type=int, default=1,
+                         help="cross-fitting: split the training pairs into this many folds (by first text)")
+    teacher.add_argument("--fold", type=int, default=0, help="cross-fitting: the fold left out of training")
     teacher.set_defaults(run=_train_teacher)
 
     export = commands.add_parser("export-teacher", help="export a teacher to ONNX and check it")

@@ -1,10 +1,14 @@
 """FlipKD distillation: train the student's LoRA encoder to reproduce the teacher's similarities.
 
 Per optimizer step: micro-batches holding both classes (stratified), the student's cosines s, the
-teacher's t and labels y feed the configured loss (:mod:`flipkd.training.losses`); gradients accumulate over
-``grad_accum`` micro-batches and, under ``torchrun``, are averaged across processes by DDP. The frozen
-stage below the lowest LoRA layer is cached per text (:mod:`flipkd.training.hidden_cache`). Checkpoints every
-``checkpoint_every`` steps make a run resumable; the same seed gives the same batches.
+teacher's t and labels y feed the configured loss (:mod:`flipkd.training.losses`); with a transfer set
+(:mod:`flipkd.training.transfer_set`) each micro-batch also holds ``transfer.batch_size`` teacher-scored
+unlabelled pairs and the loss gains ``transfer.weight * mean (s_u - t_u)^2`` over them. Gradients
+accumulate over ``grad_accum`` micro-batches and, under ``torchrun``, are averaged across processes by
+DDP. The frozen stage below the lowest LoRA layer is cached per text
+(:mod:`flipkd.training.hidden_cache`). With ``eval_every`` the dev ROC-AUC is measured every that many
+steps and the best adapter is kept (early stopping). Checkpoints every ``checkpoint_every`` steps make a
+run resumable (the best-so-far adapter is saved beside them); the same seed gives the same batches.
 """
 
 from __future__ import annotations
@@ -21,20 +25,25 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.models.onnx_teacher import OnnxTeacher
 from flipkd.models.provision import resolve_model
 from flipkd.training.checkpoint import load_checkpoint, save_checkpoint
 from flipkd.training.data import Pair, split_path
 from flipkd.training.distill_config import DistillConfig, LossConfig
+from flipkd.training.folds import fold_of
 from flipkd.training.hidden_cache import HiddenCache
 from flipkd.training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
 from flipkd.training.lr_schedule import warmup_linear_decay
+from flipkd.training.metrics import classification_metrics
 from flipkd.training.pair_filter import FilterReport, choose_thresholds, dual_threshold_mask
 from flipkd.training.teacher_scores import teacher_scores
+from flipkd.training.transfer_set import TransferSet, build_transfer_set, load_forbidden
 
 
 def stratified_batches(labels: np.ndarray, batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -76,29 +85,72 @@ class PairCosine(nn.Module):
 
 @dataclass
 class TrainingData:
+    """The labelled pairs a run trains on, each with its label and teacher score (same order), the
+    filter's report, and the transfer set."""
+
     pairs: list[Pair]
     labels: np.ndarray
     teacher: np.ndarray
     filter_report: FilterReport | None = None
+    transfer: TransferSet | None = None
+
+
+def labelled_teacher_scores(config: DistillConfig, pairs: list[Pair]) -> np.ndarray:
+    """The teacher's score of each labelled pair: from ``teacher``, or cross-fitted, from the fold
+    teacher that did not train on the pair's fold."""
+    if not config.teacher_folds:
+        return teacher_scores(pairs, config.teacher, progress="teacher train")
+    folds = np.array([fold_of(p, len(config.teacher_folds)) for p in pairs])
+    scores = np.empty(len(pairs), dtype=np.float32)
+    for fold, folder in enumerate(config.teacher_folds):
+        members = np.flatnonzero(folds == fold)
+        scores[members] = teacher_scores([pairs[i] for i in members], folder, progress=f"teacher fold {fold}")
+    return scores
 
 
 def prepare_data(config: DistillConfig) -> TrainingData:
-    """Training pairs (the config's selection), their teacher scores, and the dual-threshold filter."""
-    selection = config.train.selection("train")
+    """Read the training pairs once; score them with the teacher (or its cross-fitted folds); build the
+    transfer set over all of them; then apply the dual-threshold filter (thresholds from the dev scores
+    of the same teacher, or the folds' mean)."""
     pairs = config.pairs("train")
     labels = np.array([p.label for p in pairs])
     if config.teacher is None:
         return TrainingData(pairs, labels, np.zeros(len(pairs), dtype=np.float32))
-    scores = teacher_scores(split_path(config.data, "train"), config.teacher, selection=selection)
+    scores = labelled_teacher_scores(config, pairs)
+    transfer = None
+    if config.transfer.enabled:
+        forbidden = load_forbidden([split_path(config.data, split) for split in ("dev", "test")])
+        transfer = build_transfer_set(config.transfer, pairs, OnnxTeacher(config.teacher, 2), forbidden)
     if not config.filter.enabled:
-        return TrainingData(pairs, labels, scores)
-    dev_scores = teacher_scores(split_path(config.data, "dev"), config.teacher,
-                                selection=config.train.selection("dev"))
-    dev_labels = np.array([p.label for p in config.pairs("dev")])
-    keep, report = dual_threshold_mask(scores, labels,
-                                       *choose_thresholds(dev_scores, dev_labels, config.filter.quantile))
+        return TrainingData(pairs, labels, scores, transfer=transfer)
+    dev = config.pairs("dev")
+    dev_scores = np.mean([teacher_scores(dev, folder, progress="teacher dev")
+                          for folder in config.teacher_folds or (config.teacher,)], axis=0)
+    thresholds = choose_thresholds(dev_scores, np.array([p.label for p in dev]), config.filter.quantile)
+    keep, report = dual_threshold_mask(scores, labels, *thresholds)
     kept = [pair for pair, k in zip(pairs, keep, strict=True) if k]
-    return TrainingData(kept, labels[keep], scores[keep], report)
+    return TrainingData(kept, labels[keep], scores[keep], report, transfer)
+
+
+@torch.no_grad()
+def cached_cosines(student: LoraEncoder, cache: HiddenCache, pairs: list[Pair], chunk: int = 64
+                   ) -> np.ndarray:
+    """cos(z_a, z_b) per pair in eval mode, from the cached frozen stage (each distinct text once)."""
+    student.eval()
+    texts = list(dict.fromkeys(t for p in pairs for t in (p.text_a, p.text_b)))
+    vectors = {}
+    for start in range(0, len(texts), chunk):
+        part = texts[start:start + chunk]
+        z = student.encode_hidden(*cache.batch(part)).float().cpu()
+        vectors.update(zip(part, z, strict=True))
+    student.train()
+    return np.array([float(vectors[p.text_a] @ vectors[p.text_b]) for p in pairs])
+
+
+def fit_auc(student: LoraEncoder, cache: HiddenCache, pairs: list[Pair]) -> float:
+    """ROC-AUC of the student's cosine on ``pairs``."""
+    labels = np.array([p.label for p in pairs])
+    return classification_metrics(cached_cosines(student, cache, pairs), labels, 0.0)["auc"]
 
 
 @dataclass
@@ -111,6 +163,9 @@ class RunResult:
     tokens: int
     peak_rss_gib: float
     world_size: int
+    dev_curve: list[tuple[int, float]]
+    best_step: int
+    train_auc: float
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -134,7 +189,8 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
     if world > 1:
         scorer = DistributedDataParallel(scorer, find_unused_parameters=True)
     named = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW([p for _, p in named], lr=config.train.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW([p for _, p in named], lr=config.train.lr,
+                                  weight_decay=config.train.weight_decay)
     per_epoch = math.ceil(len(data.pairs) / config.train.batch_size)
     micro_per_step = config.train.grad_accum * world
     total = max(1, math.ceil(per_epoch * config.train.epochs / micro_per_step))
@@ -143,9 +199,12 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
                                                   lambda s: warmup_linear_decay(s, total, warmup_steps))
 
     checkpoint = Path(out) / "checkpoint"
-    state = {"step": 0, "losses": [], "train_seconds": 0.0, "tokens": 0}
+    best_file = checkpoint.with_name("best.safetensors")
+    state = {"step": 0, "losses": [], "train_seconds": 0.0, "tokens": 0, "dev_curve": [], "best_step": 0}
+    best: dict[str, torch.Tensor] = {}
     if checkpoint.is_dir():
-        state = load_checkpoint(checkpoint, named, optimizer, scheduler)
+        state = {"dev_curve": [], "best_step": 0, **load_checkpoint(checkpoint, named, optimizer, scheduler)}
+        best = load_file(str(best_file)) if best_file.is_file() else {}
         print(f"resuming from step {state['step']} of {total}", file=sys.stderr)
 
     cache = HiddenCache(student, config.train.cache_hidden)
@@ -153,6 +212,10 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
     for epoch in range(math.ceil(config.train.epochs) + 1):
         rng = random.Random(config.train.seed + epoch)
         batches += stratified_batches(data.labels, config.train.batch_size, rng)
+    transfer = data.transfer if data.transfer is not None and config.transfer.weight else None
+    transfer_order = (np.random.default_rng(config.train.seed).permutation(len(transfer))
+                      if transfer is not None else None)
+    dev = config.pairs("dev") if config.train.eval_every else []
     started = time.perf_counter() - state["train_seconds"]
     scorer.train()
     with tqdm(range(state["step"], total), desc="distill", unit="step", disable=rank != 0,
@@ -161,13 +224,26 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
             optimizer.zero_grad(set_to_none=True)
             step_loss = 0.0
             for k in range(config.train.grad_accum):
-                batch = batches[(step * micro_per_step + rank * config.train.grad_accum + k) % len(batches)]
-                texts = [data.pairs[i].text_a for i in batch] + [data.pairs[i].text_b for i in batch]
-                hidden, mask = cache.batch(texts)
+                micro = step * micro_per_step + rank * config.train.grad_accum + k
+                batch = batches[micro % len(batches)]
+                texts_a = [data.pairs[i].text_a for i in batch]
+                texts_b = [data.pairs[i].text_b for i in batch]
+                unlabelled = np.array([], dtype=np.int64)
+                if transfer is not None:
+                    size = config.transfer.batch_size
+                    unlabelled = transfer_order[np.arange(micro * size, (micro + 1) * size) % len(transfer)]
+                    texts_a += [transfer.texts[i] for i in transfer.a[unlabelled]]
+                    texts_b += [transfer.texts[i] for i in transfer.b[unlabelled]]
+                hidden, mask = cache.batch(texts_a + texts_b)
                 s = scorer(hidden, mask)
+                labelled = s[:len(batch)]
                 y = torch.tensor(data.labels[batch], device=s.device)
                 t = torch.tensor(data.teacher[batch], device=s.device, dtype=s.dtype)
-                loss = pair_loss(config.loss, s, y, t) / config.train.grad_accum
+                loss = pair_loss(config.loss, labelled, y, t)
+                if len(unlabelled):
+                    t_u = torch.tensor(transfer.teacher[unlabelled], device=s.device, dtype=s.dtype)
+                    loss = loss + config.transfer.weight * torch.mean((s[len(batch):] - t_u) ** 2)
+                loss = loss / config.train.grad_accum
                 loss.backward()
                 step_loss += loss.item()
                 state["tokens"] += int(mask.sum()) * world
@@ -177,9 +253,27 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
             state["losses"].append(step_loss)
             state["step"] = step + 1
             bar.set_postfix(loss=f"{np.mean(state['losses'][-20:]):.4f}", cached=len(cache))
+            evaluate = dev and ((step + 1) % config.train.eval_every == 0 or step + 1 == total)
+            if rank == 0 and evaluate:
+                auc = fit_auc(student, cache, dev)
+                state["dev_curve"].append([step + 1, auc])
+                if auc >= max(a for _, a in state["dev_curve"]):
+                    state["best_step"] = step + 1
+                    best = {n: p.detach().cpu().clone() for n, p in named}
+                bar.write(f"step {step + 1}: dev AUC {auc:.4f} (best at step {state['best_step']})")
             if rank == 0 and (step + 1) % config.train.checkpoint_every == 0 and step + 1 < total:
                 state["train_seconds"] = time.perf_counter() - started
                 save_checkpoint(checkpoint, named, optimizer, scheduler, state)
+                if best:
+                    save_file(best, str(best_file))
     train_seconds = time.perf_counter() - started
+    if best:
+        with torch.no_grad():
+            for name, parameter in named:
+                parameter.copy_(best[name])
+        best_file.unlink(missing_ok=True)
+    fit = data.pairs[:config.train.fit_pairs] if config.train.fit_pairs else []
+    train_auc = fit_auc(student, cache, fit) if rank == 0 and fit else float("nan")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return RunResult(student, data, state["losses"], total, train_seconds, state["tokens"], peak, world)
+    return RunResult(student, data, state["losses"], total, train_seconds, state["tokens"], peak, world,
+                     [tuple(point) for point in state["dev_curve"]], state["best_step"] or total, train_auc)

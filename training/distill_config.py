@@ -1,8 +1,14 @@
 """Distillation run configuration: a YAML file plus ``section.key=value`` overrides.
 
 Sections: ``data`` (dataset folder), ``base`` (student base model), ``teacher`` (exported ONNX teacher
-folder), ``encoder`` (:class:`EncoderSpec` fields), ``loss``, ``filter`` and ``train``. Unknown keys are
-errors naming the file, so a typo never silently falls back to a default.
+folder), ``teacher_folds`` (optional cross-fitted teachers: the k exported teachers of
+``flipkd train-teacher --folds k --fold i``; each training pair is scored by the one that left its fold
+out, see :mod:`flipkd.training.folds`), ``encoder`` (:class:`EncoderSpec` fields), ``loss``,
+``filter``, ``train`` and ``transfer`` (:class:`flipkd.training.transfer_set.TransferConfig`).
+``train.eval_every`` > 0 scores dev every that many steps and keeps the adapter with the best dev
+ROC-AUC (early stopping); ``train.fit_pairs`` training pairs are scored at the end to report the
+train-split fit beside dev. Unknown keys are errors naming the file, so a typo never silently falls back
+to a default.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import yaml
 
 from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.training.data import Pair, load_pairs, split_path
+from flipkd.training.transfer_set import TransferConfig
 
 LossKind = Literal["flipkd", "contrastive"]
 
@@ -42,6 +49,7 @@ class TrainConfig:
     batch_size: int = 32
     grad_accum: int = 1
     lr: float = 2e-4
+    weight_decay: float = 0.0
     warmup: float = 0.05
     train_offset: int = 0
     train_limit: int | None = None
@@ -49,6 +57,8 @@ class TrainConfig:
     seed: int = 13
     checkpoint_every: int = 100
     cache_hidden: bool = True
+    eval_every: int = 0
+    fit_pairs: int = 1000
 
     def selection(self, split: str) -> slice:
         """Pairs used of a split: train [train_offset, train_offset + train_limit), dev the first
@@ -64,10 +74,12 @@ class DistillConfig:
     data: Path
     base: str
     teacher: Path | None = None
+    teacher_folds: tuple[Path, ...] = ()
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
     loss: LossConfig = field(default_factory=LossConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
 
     def pairs(self, split: str) -> list[Pair]:
         """The pairs of ``split`` this run uses (see :meth:`TrainConfig.selection`)."""
@@ -76,11 +88,14 @@ class DistillConfig:
     def to_json(self) -> dict:
         teacher = str(self.teacher) if self.teacher else None
         return {"data": str(self.data), "base": self.base, "teacher": teacher,
+                "teacher_folds": [str(folder) for folder in self.teacher_folds],
                 "encoder": self.encoder.to_json(), "loss": vars(self.loss), "filter": vars(self.filter),
-                "train": vars(self.train)}
+                "train": vars(self.train),
+                "transfer": {**vars(self.transfer), "extra": list(self.transfer.extra)}}
 
 
-_SECTIONS = {"encoder": EncoderSpec, "loss": LossConfig, "filter": FilterConfig, "train": TrainConfig}
+_SECTIONS = {"encoder": EncoderSpec, "loss": LossConfig, "filter": FilterConfig, "train": TrainConfig,
+             "transfer": TransferConfig}
 
 
 def _section(kind: type, values: dict, where: str):
@@ -112,7 +127,7 @@ def load_config(path: Path, overrides: list[str] = ()) -> DistillConfig:
         for key in keys[:-1]:
             target = target.setdefault(key, {})
         target[keys[-1]] = value
-    top = {"data", "base", "teacher", *_SECTIONS}
+    top = {"data", "base", "teacher", "teacher_folds", *_SECTIONS}
     unknown = set(raw) - top
     if unknown:
         raise ValueError(f"{path}: unknown sections {sorted(unknown)} (known: {sorted(top)})")
@@ -121,8 +136,16 @@ def load_config(path: Path, overrides: list[str] = ()) -> DistillConfig:
             raise ValueError(f"{path}: missing {required!r}")
     sections = {name: _section(kind, raw.get(name) or {}, f"{path}: {name}")
                 for name, kind in _SECTIONS.items()}
+    folds = raw.get("teacher_folds") or []
+    if not isinstance(folds, list) or len(folds) == 1:
+        raise ValueError(f"{path}: teacher_folds must be a list of at least two teacher folders")
     config = DistillConfig(data=Path(raw["data"]), base=str(raw["base"]),
-                           teacher=Path(raw["teacher"]) if raw.get("teacher") else None, **sections)
+                           teacher=Path(raw["teacher"]) if raw.get("teacher") else None,
+                           teacher_folds=tuple(Path(folder) for folder in folds), **sections)
     if config.loss.kind == "flipkd" and config.teacher is None:
         raise ValueError(f"{path}: loss.kind 'flipkd' needs a teacher")
+    if config.teacher_folds and config.teacher is None:
+        raise ValueError(f"{path}: teacher_folds needs a teacher (it scores the transfer set and ships)")
+    if config.transfer.enabled and config.teacher is None:
+        raise ValueError(f"{path}: transfer.enabled needs a teacher to score the transfer pairs")
     return config

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from flipkd.models.bi_encoder import TeacherConfig, TorchBiEncoder
 from flipkd.models.provision import query_prefix, resolve_model
 from flipkd.training.data import Pair, file_sha256, load_pairs, split_path
+from flipkd.training.folds import outside_fold
 from flipkd.training.losses import cosent_loss
 from flipkd.training.lr_schedule import warmup_linear_decay
 from flipkd.training.metrics import dev_test_report
@@ -41,6 +42,8 @@ class TeacherTrainConfig:
     freeze_embeddings: bool = True
     bf16: bool = True
     seed: int = 13
+    folds: int = 1
+    fold: int = 0
 
     def recipe(self) -> dict:
         """Everything but the output folder: enough to train the same teacher again."""
@@ -63,7 +66,7 @@ def train_teacher(config: TeacherTrainConfig, zero_shot: bool = True) -> dict:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     train_file = split_path(config.data, "train")
-    train = load_pairs(train_file, config.train_limit)
+    train = outside_fold(load_pairs(train_file, config.train_limit), config.folds, config.fold)
     dev = load_pairs(split_path(config.data, "dev"))
     test = load_pairs(split_path(config.data, "test"))
     model_path = resolve_model(config.base)
