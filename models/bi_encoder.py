@@ -1,22 +1,27 @@
 """The SLM teacher as a bi-encoder: transformers encoder + mean pooling + L2 norm; similarity = cosine.
 
-A teacher folder is an ordinary transformers folder (weights and tokenizer) plus ``teacher.json``
-(:mod:`flipkd.models.teacher_config`, re-exported here for the training side).
+A trained teacher folder is an ordinary transformers folder (weights and tokenizer) or an adapter
+teacher (a PEFT adapter over its pinned base), plus ``teacher.json`` (:mod:`flipkd.models.teacher_config`,
+re-exported here for the training side); :func:`teacher_encoder` loads either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
+from peft import PeftModel
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from flipkd.models.pooling import masked_mean
+from flipkd.models.provision import base_identity, resolve_model
 from flipkd.models.similarity import pair_cosines
 from flipkd.models.teacher_config import TEACHER_CONFIG as TEACHER_CONFIG
 from flipkd.models.teacher_config import TeacherConfig as TeacherConfig
+from flipkd.models.teacher_config import is_adapter_teacher
 from flipkd.models.text_encoder import with_progress
 
 
@@ -78,3 +83,25 @@ class TorchBiEncoder:
         """Cosine similarity of each (a, b), embedding every distinct text once."""
         return pair_cosines(lambda texts: self.embed(texts, batch_size, bf16, progress), texts_a, texts_b)
 
+
+
+def pinned_base(config: TeacherConfig) -> str:
+    """The base folder an adapter teacher was trained on; ValueError when the provisioned base's weight
+    hash is not the one ``teacher.json`` records."""
+    recorded = base_identity(config.base).get("weight_sha256")
+    if config.base_sha256 is not None and recorded != config.base_sha256:
+        raise ValueError(f"teacher base {config.base!r}: weights sha256 {recorded}, the teacher was "
+                         f"trained on {config.base_sha256}")
+    return resolve_model(config.base)
+
+
+def teacher_encoder(folder: Path, merged: bool = False) -> TorchBiEncoder:
+    """A trained teacher folder in torch: a fine-tuned transformers folder as is, or an adapter teacher as
+    its pinned base with the adapter (folded into the base weights when ``merged``, as for export)."""
+    config = TeacherConfig.load(folder)
+    if not is_adapter_teacher(folder):
+        return TorchBiEncoder(str(folder), config.query_prefix, config.max_length)
+    encoder = TorchBiEncoder(pinned_base(config), config.query_prefix, config.max_length)
+    adapted = PeftModel.from_pretrained(encoder.model.encoder, str(folder))
+    encoder.model.encoder = adapted.merge_and_unload() if merged else adapted
+    return encoder

@@ -3,8 +3,10 @@
 ``flipkd.json`` holds: ``base_model`` (name or path, and weight sha256 when known), ``encoder`` (the
 :class:`EncoderSpec`), ``threshold`` (decision on the student's cosine, calibrated on dev), ``teacher``
 (identity: folder name, graph sha256, threshold), ``data`` (file and sha256), ``seed``, ``command``,
-``metrics`` and ``files`` (relative path -> sha256 of every other file in the bundle).
-``PeftModel.from_pretrained(base, bundle_dir)`` loads the adapter as is.
+``metrics`` and ``files`` (relative path -> sha256 of every other file in the bundle, ``teacher/`` included).
+``PeftModel.from_pretrained(base, bundle_dir)`` loads the adapter as is. A bundle may carry its teacher in
+``teacher/``: an adapter teacher (:mod:`flipkd.models.teacher_config`), exported to ONNX into the model
+cache on first use (:mod:`flipkd.models.teacher_cache`), or an ONNX teacher folder.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from pathlib import Path
 from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.models.hashing import sha256_file, verify_sha256
 from flipkd.models.onnx_teacher import ONNX_FILE
+from flipkd.models.teacher_cache import onnx_teacher_dir
+from flipkd.models.teacher_config import TEACHER_CONFIG
 
 MANIFEST = "flipkd.json"
+TEACHER_DIR = "teacher"
 SHIPPED_BUNDLES = Path(__file__).parent / "bundles"
 DEFAULT_BUNDLE = SHIPPED_BUNDLES / "atec"
 
@@ -45,13 +50,14 @@ class Bundle:
 
     @property
     def teacher_dir(self) -> Path | None:
-        """The bundled ONNX teacher folder, when the bundle carries one."""
-        folder = self.folder / "teacher"
-        return folder if (folder / "teacher.json").is_file() else None
+        """The teacher folder the bundle carries (``teacher/``: adapter or ONNX teacher), if any."""
+        folder = self.folder / TEACHER_DIR
+        return folder if (folder / TEACHER_CONFIG).is_file() else None
 
-    def find_teacher(self, explicit: Path | None = None) -> Path | None:
-        """The teacher to compare with: ``explicit``, else the bundled one, else the folder the student
-        was trained with if it is still there and its graph's sha256 is the one recorded; else None."""
+    def teacher_source(self, explicit: Path | None = None) -> Path | None:
+        """The teacher to compare with, as found (nothing is exported): ``explicit``, else the bundled one,
+        else the folder the student was trained with if it is still there and its graph's sha256 is the
+        one recorded; else None."""
         if explicit is not None:
             return explicit
         if self.teacher_dir is not None:
@@ -62,6 +68,12 @@ class Bundle:
                 and sha256_file(Path(trained_with) / ONNX_FILE) == recorded:
             return Path(trained_with)
         return None
+
+    def find_teacher(self, explicit: Path | None = None) -> Path | None:
+        """:meth:`teacher_source` as an ONNX teacher folder: an adapter teacher is exported into the model
+        cache on the first call (minutes) and found there afterwards."""
+        source = self.teacher_source(explicit)
+        return None if source is None else onnx_teacher_dir(source)
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:

@@ -15,7 +15,6 @@ are for the single training thread). Tokenizing and batching are :mod:`flipkd.mo
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from tokenizers import Tokenizer
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from flipkd.models.adapter_files import save_plain_adapter
 from flipkd.models.bundle import Bundle
 from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.models.padding import STUDENT_CPU_OVERHEAD_TOKENS
@@ -192,14 +192,7 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
     def save_adapter(self, folder: Path, base_name: str | None = None) -> None:
         """Plain PEFT adapter files (``adapter_config.json``, ``adapter_model.safetensors``), recording
         ``base_name`` (a portable model name) instead of this machine's base folder when given."""
-        folder = Path(folder)
-        self.peft.save_pretrained(str(folder))
-        (folder / "README.md").unlink(missing_ok=True)
-        if base_name is not None:
-            config_file = folder / "adapter_config.json"
-            config = json.loads(config_file.read_text())
-            config["base_model_name_or_path"] = base_name
-            config_file.write_text(json.dumps(config, indent=2) + "\n")
+        save_plain_adapter(self.peft, folder, base_name)
 
 
 def student_encoder(bundle: Bundle, dtype: torch.dtype = torch.bfloat16, device: str = "cpu") -> LoraEncoder:

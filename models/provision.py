@@ -155,6 +155,17 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
+def base_identity(base: str) -> dict:
+    """``{"name"}`` plus ``upstream`` and the pinned ``weight_sha256`` when ``base`` resolves to a
+    provisioned folder (read from its provenance file)."""
+    folder = Path(resolve_model(base))
+    identity = {"name": base}
+    if (folder / PROVENANCE).is_file():
+        provenance = json.loads((folder / PROVENANCE).read_text())
+        identity |= {"upstream": provenance["upstream"], "weight_sha256": provenance["weight_sha256"]}
+    return identity
+
+
 def query_prefix(name_or_path: str) -> str:
     """The input prefix a base model expects (``"query: "`` for e5), read from provenance if present."""
     if name_or_path in DEFAULT_MODELS:

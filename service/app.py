@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import uuid
+import os
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
@@ -21,9 +21,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from flipkd.service.batching import QueueFull
 from flipkd.service.facade import DeadlineMissed, EngineFactories, MatchingService, ServiceUnavailable
 from flipkd.service.heap_trim import trim_periodically
+from flipkd.service.hot_routes import ErrorHandler, HotRoute, HotRoutes
 from flipkd.service.limits import BodySizeLimit, bound_texts
 from flipkd.service.metrics import ServiceMetrics
 from flipkd.service.observe import ObserveRequests, error_response
+from flipkd.service.openai_embeddings import (
+    check_dimensions,
+    embeddings_response,
+    requested_model,
+    requested_texts,
+)
 from flipkd.service.runtime import runtime_info
 from flipkd.service.schemas import (
     EmbedRequest,
@@ -31,14 +38,20 @@ from flipkd.service.schemas import (
     MatchRequest,
     MatchResponse,
     MatchResult,
-    OpenAIEmbedding,
     OpenAIEmbeddingRequest,
     OpenAIEmbeddingResponse,
-    OpenAIUsage,
 )
 from flipkd.service.settings import Settings
 
 RETRY_AFTER_S = 1
+
+
+def new_request_id() -> str:
+    """A random UUID4 as 32 hex digits, as ``uuid.uuid4().hex`` gives it, without building a UUID."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def match_pairs(request: MatchRequest, settings: Settings) -> list[tuple[str, str]]:
@@ -62,6 +75,34 @@ def match_results(request: MatchRequest, pairs: list[tuple[str, str]], similarit
     return [results[i].model_copy(update={"rank": rank + 1}) for rank, i in enumerate(order)]
 
 
+def error_handlers(metrics: ServiceMetrics) -> dict[type[Exception], ErrorHandler]:
+    """The service's answer to each refusal, for FastAPI and the hot routes alike."""
+
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        return error_response(error)
+
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
+        metrics.rejected.labels(reason="invalid").inc()
+        return JSONResponse({"error": "invalid request body", "detail": details}, status_code=422)
+
+    async def overloaded(_request: Request, error: QueueFull) -> JSONResponse:
+        metrics.rejected.labels(reason="queue_full").inc()
+        return JSONResponse({"error": f"overloaded: {error}"}, status_code=429,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    async def unavailable(_request: Request, error: ServiceUnavailable) -> JSONResponse:
+        metrics.rejected.labels(reason=error.reason).inc()
+        return JSONResponse({"error": f"unavailable: {error.reason}"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    async def late(_request: Request, error: DeadlineMissed) -> JSONResponse:
+        return error_response(HTTPException(504, str(error)))
+
+    return {HTTPException: http_error, RequestValidationError: invalid, QueueFull: overloaded,
+            ServiceUnavailable: unavailable, DeadlineMissed: late}
+
+
 def create_app(settings: Settings, factories: EngineFactories | None = None) -> BodySizeLimit:
     """The app for ``settings``; models start loading when the app starts."""
     factories = factories or EngineFactories()
@@ -79,36 +120,10 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
             trimmer.cancel()
         await service.stop()
 
+    handlers = error_handlers(metrics)
     app = FastAPI(title="FlipKD matching service", version="0.1.0", lifespan=lifespan,
-                  description="Text matching by an LLM student distilled from a small teacher.")
-
-    app.add_middleware(ObserveRequests, settings=settings, metrics=metrics)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
-        return error_response(error)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
-        metrics.rejected.labels(reason="invalid").inc()
-        return JSONResponse({"error": "invalid request body", "detail": details}, status_code=422)
-
-    @app.exception_handler(QueueFull)
-    async def overloaded(_request: Request, error: QueueFull) -> JSONResponse:
-        metrics.rejected.labels(reason="queue_full").inc()
-        return JSONResponse({"error": f"overloaded: {error}"}, status_code=429,
-                            headers={"Retry-After": str(RETRY_AFTER_S)})
-
-    @app.exception_handler(ServiceUnavailable)
-    async def unavailable(_request: Request, error: ServiceUnavailable) -> JSONResponse:
-        metrics.rejected.labels(reason=error.reason).inc()
-        return JSONResponse({"error": f"unavailable: {error.reason}"}, status_code=503,
-                            headers={"Retry-After": str(RETRY_AFTER_S)})
-
-    @app.exception_handler(DeadlineMissed)
-    async def late(_request: Request, error: DeadlineMissed) -> JSONResponse:
-        return error_response(HTTPException(504, str(error)))
+                  description="Text matching by an LLM student distilled from a small teacher.",
+                  exception_handlers=handlers)
 
     def check_domain(domain: str | None) -> None:
         if domain is not None and domain != service.domain:
@@ -119,7 +134,7 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
         """Score a pair, a list of pairs, or one query against candidates (ranked, optionally top-k)."""
         check_domain(body.domain)
         pairs = match_pairs(body, settings)
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         answer = await service.match(pairs, request_id, body.request_key)
         return MatchResponse(request_id=request_id, served_by=answer.served_by,
                              fallback_reason=answer.fallback_reason, threshold=answer.threshold,
@@ -132,20 +147,18 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
         if body.model == "teacher" and not service.teacher_configured:
             raise HTTPException(404, "no teacher is configured")
         answer = await service.embed(bound_texts(body.texts, settings), body.model)
-        return EmbedResponse(request_id=uuid.uuid4().hex, served_by=answer.served_by,
+        return EmbedResponse(request_id=new_request_id(), served_by=answer.served_by,
                              dimension=answer.vectors.shape[1], embeddings=answer.vectors.round(6).tolist())
 
     @app.post("/v1/embeddings", response_model=OpenAIEmbeddingResponse, tags=["embeddings"])
     async def openai_embeddings(body: OpenAIEmbeddingRequest) -> OpenAIEmbeddingResponse:
-        """The OpenAI embeddings shape; ``model`` "teacher" selects the teacher, anything else the student."""
-        texts = [body.input] if isinstance(body.input, str) else body.input
-        if not texts or any(not text for text in texts):
-            raise HTTPException(422, "input must be a non-empty string or a list of non-empty strings")
-        model = "teacher" if body.model == "teacher" else "student"
-        answer = await service.embed(bound_texts(texts, settings), model)
-        data = [OpenAIEmbedding(index=i, embedding=v.round(6).tolist()) for i, v in enumerate(answer.vectors)]
-        usage = OpenAIUsage(prompt_tokens=answer.tokens, total_tokens=answer.tokens)
-        return OpenAIEmbeddingResponse(data=data, model=f"flipkd-{model}", usage=usage)
+        """The OpenAI embeddings shape (:mod:`flipkd.service.openai_embeddings`): texts only, float or
+        base64, ``dimensions`` only the model's own; ``model`` "teacher" selects the teacher."""
+        texts = bound_texts(requested_texts(body), settings)
+        model = requested_model(body)
+        check_dimensions(body.dimensions, service.dimension(model), model)
+        answer = await service.embed(texts, model)
+        return embeddings_response(answer, model, body.encoding_format)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict:
@@ -176,4 +189,8 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
             "runtime": runtime_info(),
         }
 
+    hot = {"/match": HotRoute(MatchRequest, match), "/embed": HotRoute(EmbedRequest, embed),
+           "/v1/embeddings": HotRoute(OpenAIEmbeddingRequest, openai_embeddings)}
+    app.add_middleware(HotRoutes, routes=hot, handlers=handlers)
+    app.add_middleware(ObserveRequests, settings=settings, metrics=metrics)  # the outer of the two
     return BodySizeLimit(app, settings.max_body_bytes)

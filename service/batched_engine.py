@@ -1,15 +1,16 @@
 """An engine behind its own dynamic batcher and embedding cache, reporting to the metrics.
 
 ``embed(texts)`` splits a request into texts and tokenizes the distinct ones; each is looked up in the
-cache (by text), joined if already in flight, or queued for the batcher as its token ids. Results come
-back in request order, with the number of tokens they hold. Before it starts, an engine runs
-:func:`warm_up_batches`.
+cache (by text), joined if already in flight, or queued for the batcher as its token ids (as futures:
+no task per text). Results come back in request order, with the number of tokens they hold. Before it
+starts, an engine runs :func:`warm_up_batches`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
@@ -30,12 +31,13 @@ def warm_up_batches(max_batch_size: int) -> list[list[str]]:
 
 
 class BatchedEngine:
-    """``engine`` behind a batcher and a cache; ``name`` and ``threshold`` are the engine's."""
+    """``engine`` behind a batcher and a cache; ``name``, ``threshold`` and ``dim`` are the engine's."""
 
     def __init__(self, engine: Engine, policy: BatchPolicy, cache_size: int, metrics: ServiceMetrics) -> None:
         self.engine = engine
         self.name = engine.name
         self.threshold = engine.threshold
+        self.dim = engine.dim
         self.metrics = metrics
         self.batcher: DynamicBatcher[list[int], np.ndarray] = DynamicBatcher(self._run, policy, self._record,
                                                                              engine.name)
@@ -45,13 +47,14 @@ class BatchedEngine:
         return list(self.engine.embed_ids(ids))
 
     def _record(self, stats: BatchStats) -> None:
-        labels = {"engine": self.name}
-        self.metrics.batch_size.labels(**labels).observe(stats.size)
-        self.metrics.batch_tokens.labels(**labels).observe(stats.tokens)
-        self.metrics.inference.labels(**labels).observe(stats.run_seconds)
-        self.metrics.texts.labels(**labels).inc(stats.size)
+        metrics, name = self.metrics, self.name
+        metrics.series(metrics.batch_size, name).observe(stats.size)
+        metrics.series(metrics.batch_tokens, name).observe(stats.tokens)
+        metrics.series(metrics.inference, name).observe(stats.run_seconds)
+        metrics.series(metrics.texts, name).inc(stats.size)
+        queue_wait = metrics.series(metrics.queue_wait, name)
         for wait in stats.queue_waits:
-            self.metrics.queue_wait.labels(**labels).observe(wait)
+            queue_wait.observe(wait)
 
     async def warm_up(self, batches: Sequence[Sequence[str]]) -> None:
         await self.batcher.warm_up([self.engine.token_ids(texts) for texts in batches])
@@ -68,18 +71,19 @@ class BatchedEngine:
 
     async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
         """(N, D) unit-length embeddings in request order and the tokens of the N texts (a repeated text
-        counts each time); raises QueueFull when the queue is full, BatcherStopped once stopping."""
+        counts each time); raises QueueFull when the queue is full, BatcherStopped once stopping. A caller
+        that goes away leaves its texts to finish (and be cached) for the others."""
         distinct = list(dict.fromkeys(texts))
         token_ids = self.engine.token_ids(distinct)
-
-        def submit(ids: list[int]):
-            return lambda: self.batcher.submit(ids, len(ids))
-
-        looked_up = await asyncio.gather(*(self.cache.get_or_compute(text, submit(ids))
-                                           for text, ids in zip(distinct, token_ids, strict=True)))
-        for _, hit in looked_up:
-            self.metrics.cache.labels(engine=self.name, result="hit" if hit else "miss").inc()
-        self.metrics.queue_depth.labels(engine=self.name).set(self.depth)
-        vectors = {text: vector for text, (vector, _) in zip(distinct, looked_up, strict=True)}
+        looked_up = [self.cache.lookup(text, partial(self.batcher.enqueue, ids, len(ids)))
+                     for text, ids in zip(distinct, token_ids, strict=True)]
+        # all are running already; shielded, so that a caller going away cancels none of them
+        results = [future.result() if future.done() else await asyncio.shield(future)
+                   for future, _ in looked_up]
+        hits = sum(hit for _, hit in looked_up)
+        for outcome, count in (("hit", hits), ("miss", len(looked_up) - hits)):
+            if count:
+                self.metrics.series(self.metrics.cache, self.name, outcome).inc(count)
+        vectors = dict(zip(distinct, results, strict=True))
         tokens = {text: len(ids) for text, ids in zip(distinct, token_ids, strict=True)}
-        return np.stack([vectors[text] for text in texts]), sum(tokens[text] for text in texts)
+        return np.array([vectors[text] for text in texts]), sum(tokens[text] for text in texts)

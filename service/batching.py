@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -72,7 +73,8 @@ class DynamicBatcher(Generic[Item, Result]):
         self._run_batch = run_batch
         self.policy = policy
         self._on_batch = on_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._waiting: deque[_Pending] = deque()
+        self._arrival: asyncio.Future[None] | None = None  # what the collecting worker waits on
         self._executor = ThreadPoolExecutor(max_workers=policy.workers, thread_name_prefix=name)
         self._task: asyncio.Task | None = None
         self._accepting = False
@@ -83,7 +85,7 @@ class DynamicBatcher(Generic[Item, Result]):
     @property
     def depth(self) -> int:
         """Items waiting to be batched."""
-        return self._queue.qsize() + (self._carry is not None)
+        return len(self._waiting) + (self._carry is not None)
 
     async def warm_up(self, batches: Sequence[Sequence[Item]]) -> None:
         """Run each batch once in every worker thread at the same time, straight to the runner (before
@@ -97,31 +99,47 @@ class DynamicBatcher(Generic[Item, Result]):
         self._accepting = True
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
-    async def submit(self, item: Item, tokens: int) -> Result:
-        """Queue ``item`` and wait for its result; raises QueueFull or BatcherStopped at once."""
+    def enqueue(self, item: Item, tokens: int) -> asyncio.Future[Result]:
+        """Queue ``item``; the future of its result (no task is made). Raises QueueFull or BatcherStopped
+        at once; a cancelled future is left out of its batch."""
         if not self._accepting:
             raise BatcherStopped("the batcher is not accepting work")
         if self.depth >= self.policy.max_queue:
             raise QueueFull(f"{self.depth} items waiting (limit {self.policy.max_queue})")
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(item, tokens, time.perf_counter(), future))
-        return await future
+        self._waiting.append(_Pending(item, tokens, time.perf_counter(), future))
+        if self._arrival is not None and not self._arrival.done():
+            self._arrival.set_result(None)
+        return future
+
+    async def submit(self, item: Item, tokens: int) -> Result:
+        """Queue ``item`` and wait for its result; raises QueueFull or BatcherStopped at once."""
+        return await self.enqueue(item, tokens)
 
     async def _first(self) -> _Pending:
         if self._carry is not None:
             pending, self._carry = self._carry, None
             return pending
-        return await self._queue.get()
+        return await self._next()
+
+    async def _next(self) -> _Pending:
+        """The first waiting item, once there is one (a deque and one future: lighter than asyncio.Queue,
+        whose put and get cost several calls each, for the one consumer here)."""
+        while not self._waiting:
+            self._arrival = asyncio.get_running_loop().create_future()
+            await self._arrival
+        return self._waiting.popleft()
 
     async def _within(self, deadline: float) -> _Pending | None:
         """A queued item at once, else the next to arrive before ``deadline``, else None."""
-        if not self._queue.empty():
-            return self._queue.get_nowait()
+        if self._waiting:
+            return self._waiting.popleft()
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             return None
         try:
-            return await asyncio.wait_for(self._queue.get(), remaining)
+            async with asyncio.timeout(remaining):  # a timer, where wait_for would also make a task
+                return await self._next()
         except TimeoutError:
             return None
 

@@ -2,7 +2,7 @@
 
 A text is tokenized once, on the event loop, the way the engine truncates it: its ids are what the
 batcher queues and counts against its token budget, and what the engine runs (padded per sub-batch).
-Both return unit-length float32 embeddings (N, D). The student runs torch (bf16 on CPU, CUDA when
+Both return unit-length float32 embeddings (N, ``dim``). The student runs torch (bf16 on CPU, CUDA when
 present) with early exit; the teacher runs onnxruntime with an explicit thread count.
 """
 
@@ -23,6 +23,7 @@ from flipkd.models.onnx_teacher import OnnxTeacher
 class Engine(Protocol):
     name: str
     threshold: float
+    dim: int
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]: ...
 
@@ -38,6 +39,7 @@ class StudentEngine:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.encoder = student_encoder(bundle, torch.bfloat16, device)
         self.threshold = bundle.threshold
+        self.dim = self.encoder.dim
         self._page_in_embeddings()
 
     @torch.inference_mode()
@@ -62,6 +64,7 @@ class TeacherEngine:
     def __init__(self, folder: Path, threads: int) -> None:
         self.teacher = OnnxTeacher(folder, threads)
         self.threshold = self.teacher.threshold
+        self.dim = self.teacher.dim
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return self.teacher.token_ids(texts)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from flipkd.models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
+from flipkd.models.teacher_cache import onnx_teacher_dir
 from flipkd.service.batched_engine import BatchedEngine, warm_up_batches
 from flipkd.service.batching import BatcherStopped, BatchPolicy, QueueFull
 from flipkd.service.engines import Engine, StudentEngine, TeacherEngine
@@ -103,7 +104,7 @@ class MatchingService:
         self.settings = settings
         self.metrics = metrics
         self.bundle = load_bundle(settings.bundle or DEFAULT_BUNDLE)
-        self.teacher_folder = self.bundle.find_teacher(settings.teacher)
+        self.teacher_folder = self.bundle.teacher_source(settings.teacher)  # load() exports an adapter
         self.load_error: str | None = None
         self._student: BatchedEngine | None = None
         self._teacher: BatchedEngine | None = None
@@ -119,7 +120,7 @@ class MatchingService:
 
     @property
     def teacher_configured(self) -> bool:
-        """A teacher folder was given or found (it may still be loading)."""
+        """A teacher folder was given or found (it may still be exporting or loading)."""
         return self.teacher_folder is not None
 
     @property
@@ -134,17 +135,28 @@ class MatchingService:
                          load_error=self.load_error)
 
     async def load(self, factories: EngineFactories) -> None:
-        """Build, warm up and start the teacher (when configured), then the student, off the event loop;
-        a failure is kept in ``load_error`` (health, readiness and the fallback keep answering)."""
-        settings = self.settings
+        """Build, warm up and start the student and (when configured) the teacher side by side, off the
+        event loop; an adapter teacher is first exported to ONNX (once per machine: minutes) while its
+        domain stays degraded. A failure is kept in ``load_error`` (health, readiness and the other
+        engine keep answering)."""
+        settings, bundle = self.settings, self.bundle
+
+        async def student() -> None:
+            self._student = await self._load(lambda: factories.student(bundle), settings.student_workers)
+
+        async def teacher(source: Path, threads: int) -> None:
+            self._teacher = await self._load(lambda: factories.teacher(onnx_teacher_dir(source), threads))
+
+        teachers = [teacher(self.teacher_folder, settings.teacher_threads)] if self.teacher_folder else []
+        await asyncio.gather(student(), *teachers)
+
+    async def _load(self, make: Callable[[], Engine], workers: int = 1) -> BatchedEngine | None:
+        """:meth:`_start`, or None with the failure kept in ``load_error``."""
         try:
-            if self.teacher_folder is not None:
-                folder, threads = self.teacher_folder, settings.teacher_threads
-                self._teacher = await self._start(lambda: factories.teacher(folder, threads))
-            bundle = self.bundle
-            self._student = await self._start(lambda: factories.student(bundle), settings.student_workers)
+            return await self._start(make, workers)
         except Exception as error:
             self.load_error = f"{type(error).__name__}: {error}"
+            return None
 
     async def _start(self, make: Callable[[], Engine], workers: int = 1) -> BatchedEngine:
         settings = self.settings
@@ -174,13 +186,13 @@ class MatchingService:
         student's answers fall back to the teacher and are sampled for shadow scoring."""
         texts = TextPairs.of(pairs)
         arm = ab_arm(key or request_id, self.settings.ab_share) if self._teacher is not None else "student"
-        self.metrics.ab_arm.labels(arm=arm).inc()
+        self.metrics.series(self.metrics.ab_arm, arm).inc()
         if arm == "teacher":
             answer = await self._embed("teacher", texts.texts)
         else:
             answer = await self._student_or_fallback(texts.texts)
         similarities = texts.cosines(answer.vectors)
-        self.metrics.served.labels(model=answer.served_by).inc()
+        self.metrics.series(self.metrics.served, answer.served_by).inc()
         if answer.served_by == "student" and self._teacher is not None and self._shadow.sampled():
             self._shadow.score(self._teacher, texts, similarities, answer.threshold, request_id)
         return MatchAnswer(answer.vectors, answer.served_by, answer.fallback_reason, answer.threshold,
@@ -189,13 +201,21 @@ class MatchingService:
     async def embed(self, texts: list[str], model: ServedBy) -> Answer:
         """``model``'s embeddings of ``texts``, with no deadline, A/B or fallback."""
         answer = await self._embed(model, texts)
-        self.metrics.served.labels(model=model).inc()
+        self.metrics.series(self.metrics.served, model).inc()
         return answer
 
-    async def _embed(self, model: ServedBy, texts: list[str], fallback_reason: str | None = None) -> Answer:
+    def dimension(self, model: ServedBy) -> int:
+        """The width of ``model``'s embeddings; ServiceUnavailable while it is not loaded."""
+        return self._engine(model).dim
+
+    def _engine(self, model: ServedBy) -> BatchedEngine:
         engine = self._student if model == "student" else self._teacher
         if engine is None:
             raise ServiceUnavailable(f"{model}_not_ready")
+        return engine
+
+    async def _embed(self, model: ServedBy, texts: list[str], fallback_reason: str | None = None) -> Answer:
+        engine = self._engine(model)
         try:
             vectors, tokens = await engine.embed(texts)
         except BatcherStopped:
@@ -209,7 +229,8 @@ class MatchingService:
         try:
             if self._student is None:
                 raise ServiceUnavailable("not_ready")
-            vectors, tokens = await asyncio.wait_for(self._student.embed(texts), settings.deadline_s)
+            async with asyncio.timeout(settings.deadline_s):  # a timer, where wait_for would add a task
+                vectors, tokens = await self._student.embed(texts)
             return Answer(vectors, "student", None, self.bundle.threshold, tokens)
         except QueueFull:
             raise

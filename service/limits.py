@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Iterable
 
 from fastapi import HTTPException
 
@@ -37,7 +38,7 @@ class BodySizeLimit:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay([message], receive), send)
+                await self.app(scope, replay([message], receive), send)
                 return
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
@@ -46,7 +47,7 @@ class BodySizeLimit:
                 await self._refuse(send)
                 return
         body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([body], receive), send)
+        await self.app(scope, replay([body], receive), send)
 
     async def _refuse(self, send) -> None:
         body = json.dumps({"error": f"request body larger than {self.max_bytes} bytes"}).encode()
@@ -55,7 +56,7 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _replay(messages: list[dict], receive):
+def replay(messages: list[dict], receive):
     """A receive callable that returns ``messages`` first, then defers to ``receive``."""
     pending = list(messages)
 
@@ -65,12 +66,23 @@ def _replay(messages: list[dict], receive):
     return replayed
 
 
-def check_api_key(settings: Settings, path: str, authorization: str | None, x_api_key: str | None) -> None:
-    """401 unless the key matches (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``), when one is set."""
+def bearer_token(authorization: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer KEY`` header, the scheme in any case (RFC 9110)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return (token.strip(" ") or None) if scheme.lower() == "bearer" else None
+
+
+def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case, as ASGI servers give names) among raw ``headers``."""
+    return next((value.decode("latin-1") for key, value in headers if key == name), None)
+
+
+def check_api_key(settings: Settings, path: str, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """401 unless the key matches (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``), when one is set;
+    ``headers`` are the request's raw ASGI headers."""
     if settings.api_key is None or path in OPEN_PATHS:
         return
-    bearer = authorization[7:] if authorization and authorization.startswith("Bearer ") else None
-    offered = x_api_key or bearer
+    offered = header(headers, b"x-api-key") or bearer_token(header(headers, b"authorization"))
     if offered is None or not hmac.compare_digest(offered.encode(), settings.api_key.encode()):
         raise HTTPException(status_code=401, detail="missing or wrong API key",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -2,12 +2,14 @@
 
 One :class:`ServiceMetrics` per app, on its own registry, so several apps (tests) never collide. The
 registry also carries prometheus-client's standard ``process_*`` metrics (resident memory, CPU seconds,
-open files) of the serving process.
+open files) of the serving process. Hot paths reach a labelled series through :meth:`ServiceMetrics.series`,
+which looks each one up once.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -51,3 +53,13 @@ class ServiceMetrics:
                                    buckets=LATENCY_BUCKETS, registry=r)
         ProcessCollector(registry=r)
         self.model_info = Info("flipkd_model", "loaded bundle and models", registry=r)
+        self._series: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
+
+    def series(self, metric: MetricWrapperBase, *values: str) -> MetricWrapperBase:
+        """``metric.labels(*values)`` (values in the order of its label names), looked up once: ``labels``
+        takes a lock and checks every value on each call. Label values must come from a bounded set."""
+        key = (metric, values)
+        child = self._series.get(key)
+        if child is None:
+            child = self._series[key] = metric.labels(*values)
+        return child

@@ -12,7 +12,6 @@ import time
 
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flipkd.service.limits import check_api_key
@@ -39,7 +38,8 @@ class ObserveRequests:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        route = scope["path"] if scope["path"] in ROUTES else "other"
+        path = scope["path"]
+        route = path if path in ROUTES else "other"
         status = 500
 
         async def observed_send(message: Message) -> None:
@@ -49,14 +49,13 @@ class ObserveRequests:
             await send(message)
 
         try:
-            headers = Headers(scope=scope)
             try:
-                check_api_key(self.settings, scope["path"], headers.get("authorization"),
-                              headers.get("x-api-key"))
+                check_api_key(self.settings, path, scope["headers"])
             except HTTPException as error:
                 await error_response(error)(scope, receive, observed_send)
                 return
             await self.app(scope, receive, observed_send)
         finally:
-            self.metrics.requests.labels(route=route, status=str(status)).inc()
-            self.metrics.request_duration.labels(route=route).observe(time.perf_counter() - started)
+            metrics = self.metrics
+            metrics.series(metrics.requests, route, str(status)).inc()
+            metrics.series(metrics.request_duration, route).observe(time.perf_counter() - started)

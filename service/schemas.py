@@ -83,16 +83,21 @@ class EmbedResponse(BaseModel):
 
 
 class OpenAIEmbeddingRequest(Strict):
-    input: str | list[str]
+    """The OpenAI embeddings request. Token-id arrays pass the schema so that they get a 400 saying they
+    are not supported rather than a type error."""
+
+    input: str | list[str] | list[int] | list[list[int]] = Field(
+        description="a text or a list of texts; token-id arrays are refused (400)")
     model: str | None = None
-    encoding_format: Literal["float"] = "float"
-    user: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, description="the model's own dimension only")
+    user: str | None = Field(None, description="accepted and ignored")
 
 
 class OpenAIEmbedding(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: list[float]
+    embedding: list[float] | str = Field(description="numbers, or base64 of little-endian float32 bytes")
 
 
 class OpenAIUsage(BaseModel):

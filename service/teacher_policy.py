@@ -20,8 +20,9 @@ def unit_hash(key: str) -> float:
 
 
 def ab_arm(key: str, ab_share: float) -> str:
-    """``"teacher"`` for the ``ab_share`` of keys with the smallest u(key), else ``"student"``."""
-    return "teacher" if unit_hash(key) < ab_share else "student"
+    """``"teacher"`` for the ``ab_share`` of keys with the smallest u(key), else ``"student"`` (with no
+    hashing when the share is 0)."""
+    return "teacher" if ab_share > 0 and unit_hash(key) < ab_share else "student"
 
 
 _SAMPLER = random.Random()

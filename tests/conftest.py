@@ -32,7 +32,7 @@ def torch_threads() -> None:
 
 
 WEIGHT_FIXTURES = frozenset({"minilm_dir", "e5_dir", "smollm_dir", "trained_teacher", "exported_teacher",
-                             "smoke_config", "student_bundle"})
+                             "adapter_teacher", "smoke_config", "student_bundle"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -78,23 +78,40 @@ def trained_teacher(minilm_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def adapter_teacher(minilm_dir, tmp_path_factory) -> Path:
+    """A MiniLM adapter teacher (LoRA on the pinned base) trained for 4 steps on 32 Medical Question Pairs."""
+    from flipkd.training.teacher_train import TeacherTrainConfig, train_teacher
+
+    out = tmp_path_factory.mktemp("adapter-teacher")
+    train_teacher(TeacherTrainConfig(data=DATA / "medical_question_pairs", base="all-MiniLM-L6-v2", out=out,
+                                     epochs=2, batch_size=16, lr=5e-4, train_limit=32, mode="adapter"),
+                  zero_shot=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def exported_teacher(trained_teacher, tmp_path_factory) -> Path:
-    from flipkd.training.onnx_export import export_onnx
+    from flipkd.models.teacher_export import export_onnx
 
     out = tmp_path_factory.mktemp("teacher-onnx")
     export_onnx(trained_teacher, out)
     return out
 
 
-@pytest.fixture(scope="session")
-def smoke_config(exported_teacher, tmp_path_factory) -> Path:
-    """configs/smoke.yaml pointed at the suite's teacher and the repository's data."""
-    path = tmp_path_factory.mktemp("config") / "smoke.yaml"
+def smoke_config_for(teacher: Path, folder: Path) -> Path:
+    """configs/smoke.yaml pointed at ``teacher`` and the repository's data, written into ``folder``."""
+    path = folder / "smoke.yaml"
     text = (REPO / "configs" / "smoke.yaml").read_text()
-    text = text.replace("runs/teacher-mqp-minilm-onnx", str(exported_teacher))
+    text = text.replace("runs/teacher-mqp-minilm-onnx", str(teacher))
     text = text.replace("data/medical_question_pairs", str(DATA / "medical_question_pairs"))
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_config(exported_teacher, tmp_path_factory) -> Path:
+    """configs/smoke.yaml pointed at the suite's teacher and the repository's data."""
+    return smoke_config_for(exported_teacher, tmp_path_factory.mktemp("config"))
 
 
 @pytest.fixture(scope="session")

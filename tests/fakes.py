@@ -4,7 +4,7 @@ A text's token ids are its UTF-8 bytes (at most ``max_length``); its vector is a
 a generator seeded by a hash of the engine's ``seed`` and the ids. Equal texts get equal vectors, the
 student and the teacher (different seeds) get different ones, and a test computes the expected answer
 with :meth:`FakeEngine.vector`. ``delay_s`` and ``failing`` act on every batch and can change while the
-service runs.
+service runs. :func:`fake_adapter_teacher` writes an adapter teacher's files with stand-in contents.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from flipkd.models.bundle import Bundle
+from flipkd.models.teacher_config import TeacherConfig
 from flipkd.service.facade import EngineFactories
 
 
@@ -68,3 +69,14 @@ def fake_factories(student: FakeEngine, teacher: FakeEngine | None = None,
         return teacher
 
     return EngineFactories(student=make_student, teacher=make_teacher)
+
+
+def fake_adapter_teacher(folder: Path, weights: bytes = b"adapter weights") -> Path:
+    """An adapter teacher's files (plus a ``metrics.json``, which is not one of them) without real weights:
+    enough for hashing, caching and bundling, not for export."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8}\n')
+    (folder / "adapter_model.safetensors").write_bytes(weights)
+    TeacherConfig(base="all-MiniLM-L6-v2", max_length=64, threshold=0.7).save(folder)
+    (folder / "metrics.json").write_text("{}\n")
+    return folder

@@ -4,8 +4,9 @@ from tokenizers import Tokenizer
 
 from flipkd.models.bi_encoder import TeacherConfig, TorchBiEncoder
 from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.models.teacher_export import PARITY_TOLERANCE, ExportCheckFailed
 from flipkd.training.data import load_pairs
-from flipkd.training.onnx_export import INT8_FILE, PARITY_TOLERANCE, ExportCheckFailed, check_export
+from flipkd.training.onnx_export import INT8_FILE, check_export
 
 from .conftest import DATA
 

@@ -16,12 +16,14 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flipkd.models import teacher_cache
 from flipkd.models.bundle import DEFAULT_BUNDLE, load_bundle
+from flipkd.service.facade import EngineFactories
 from flipkd.service.server import free_port, running_server
 from flipkd.service.settings import Settings
 
 from .conftest import THREADS
-from .fakes import FakeEngine, fake_factories
+from .fakes import FakeEngine, fake_adapter_teacher, fake_factories
 
 STUDENT_THRESHOLD = load_bundle(DEFAULT_BUNDLE).threshold
 
@@ -223,6 +225,37 @@ def test_a_student_that_fails_to_load_leaves_the_teacher_answering(tmp_path, tea
     assert readiness["load_error"] == "RuntimeError: fake student failed"
     assert readiness["degraded"] == ["student"]
     assert (match["served_by"], match["fallback_reason"]) == ("teacher", "not_ready")
+
+
+def test_an_adapter_teacher_exports_in_the_background_while_the_student_serves(tmp_path, monkeypatch,
+                                                                                 student, teacher):
+    adapter = fake_adapter_teacher(tmp_path / "adapter-teacher")
+    exported, loaded_from, gate = tmp_path / "exported", [], threading.Event()
+
+    def slow_export(folder: Path) -> Path:  # stands in for minutes of ONNX export, off the event loop
+        assert folder == adapter
+        gate.wait()
+        return exported
+
+    def make_teacher(folder: Path, _threads: int) -> FakeEngine:
+        loaded_from.append(folder)
+        return teacher
+
+    monkeypatch.setattr(teacher_cache, "ensure_exported", slow_export)
+    factories = EngineFactories(student=lambda _bundle: student, teacher=make_teacher)
+    settings = settings_for(tmp_path).model_copy(update={"teacher": adapter})
+    with running_server(settings, factories, until_ready=False) as base, \
+            httpx.Client(base_url=base, timeout=30) as client:
+        try:
+            until(lambda: client.get("/readyz").json()["student"])
+            exporting = client.get("/readyz").json()
+            served = client.post("/match", json=pair("fever", "a rash")).json()["served_by"]
+        finally:
+            gate.set()
+        until(lambda: client.get("/readyz").status_code == 200)
+    assert exporting == {"ready": False, "student": True, "teacher": False, "degraded": ["teacher"],
+                         "load_error": None}
+    assert served == "student" and loaded_from == [exported]
 
 
 def test_shadow_scoring_counts_agreement_and_logs_each_disagreement(tmp_path, student):

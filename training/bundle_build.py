@@ -1,8 +1,9 @@
 """``flipkd distill``: train the student, calibrate its threshold on dev, write the bundle.
 
-The bundle (see :mod:`flipkd.models.bundle`) gets the plain PEFT adapter, ``loss_curve.png`` and
-``flipkd.json`` with the base model's identity, encoder spec, threshold, teacher identity, data hash,
-seed, command, filter report and training figures (steps, wall time, tokens/s, peak resident memory).
+The bundle (see :mod:`flipkd.models.bundle`) gets the plain PEFT adapter, ``loss_curve.png``, the
+teacher's files in ``teacher/`` when the run's teacher is an adapter teacher, and ``flipkd.json`` with
+the base model's identity, encoder spec, threshold, teacher identity, data hash, seed, command, filter
+report and training figures (steps, wall time, tokens/s, peak resident memory).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from flipkd.models.bundle import load_bundle, write_manifest
+from flipkd.models.bundle import TEACHER_DIR, load_bundle, write_manifest
 from flipkd.models.hashing import sha256_file
 from flipkd.models.onnx_teacher import ONNX_FILE
-from flipkd.models.provision import PROVENANCE, resolve_model
+from flipkd.models.provision import base_identity
+from flipkd.models.teacher_cache import teacher_digest
+from flipkd.models.teacher_config import ADAPTER_TEACHER_FILES
 from flipkd.training.data import file_sha256, split_path
 from flipkd.training.distill import train_student
 from flipkd.training.distill_config import DistillConfig
@@ -31,21 +34,24 @@ from flipkd.training.teacher_rebuild import teacher_recipe
 BUNDLE_FILES = ("adapter_config.json", "adapter_model.safetensors", "loss_curve.png")
 
 
-def base_identity(base: str) -> dict:
-    """Name plus the pinned weight hash for a provisioned default model."""
-    folder = Path(resolve_model(base))
-    identity = {"name": base}
-    if (folder / PROVENANCE).is_file():
-        provenance = json.loads((folder / PROVENANCE).read_text())
-        identity |= {"upstream": provenance["upstream"], "weight_sha256": provenance["weight_sha256"]}
+def teacher_identity(teacher: Path, adapter: Path | None = None) -> dict:
+    """Folder name, graph hash, threshold and (when known) the recipe it was trained with; for an adapter
+    teacher (``adapter``, exported to ``teacher``) its folder's name and the sha256 of its files."""
+    config = json.loads((teacher / "teacher.json").read_text())
+    trained = adapter or teacher
+    identity = {"folder": trained.name, "onnx_sha256": sha256_file(teacher / ONNX_FILE), **config,
+                "recipe": teacher_recipe(trained)}
+    if adapter is not None:
+        identity["adapter_sha256"] = teacher_digest(adapter)
     return identity
 
 
-def teacher_identity(teacher: Path) -> dict:
-    """Folder name, graph hash, threshold and (when known) the recipe it was trained with."""
-    config = json.loads((teacher / "teacher.json").read_text())
-    return {"folder": teacher.name, "onnx_sha256": sha256_file(teacher / ONNX_FILE), **config,
-            "recipe": teacher_recipe(teacher)}
+def bundle_teacher(adapter: Path, out: Path) -> None:
+    """Copy an adapter teacher's files into the bundle's ``teacher/``."""
+    target = Path(out) / TEACHER_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ADAPTER_TEACHER_FILES:
+        shutil.copy2(Path(adapter) / name, target / name)
 
 
 def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bfloat16) -> dict | None:
@@ -61,13 +67,15 @@ def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bf
     result.student.save_adapter(out, config.base)
     plot_loss_curve(result.losses, out / "loss_curve.png", f"{config.loss.kind} on {config.data.name}")
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    if config.teacher_adapter is not None:
+        bundle_teacher(config.teacher_adapter, out)
     report = result.data.filter_report
     manifest = {
         "format": 1,
         "base_model": base_identity(config.base),
         "encoder": config.encoder.to_json(),
         "threshold": threshold,
-        "teacher": teacher_identity(config.teacher) if config.teacher else None,
+        "teacher": teacher_identity(config.teacher, config.teacher_adapter) if config.teacher else None,
         "data": {"folder": str(config.data), "train_sha256": file_sha256(split_path(config.data, "train"))},
         "seed": config.train.seed,
         "command": " ".join(sys.argv),
@@ -91,16 +99,19 @@ def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bf
 
 
 def publish_bundle(source: Path, out: Path) -> dict:
-    """Copy a verified bundle's files (no checkpoint) to ``out`` and rewrite its manifest there, with the
-    teacher identity refreshed from the teacher folder when it is still present (adds its recipe)."""
+    """Copy a verified bundle's files (no checkpoint; its ``teacher/`` when it carries one) to ``out`` and
+    rewrite its manifest there, with the teacher identity of an unbundled teacher refreshed from its
+    folder when it is still present (adds its recipe)."""
     bundle = load_bundle(source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in BUNDLE_FILES:
         if (bundle.folder / name).is_file():
             shutil.copy2(bundle.folder / name, out / name)
+    if bundle.teacher_dir is not None:
+        shutil.copytree(bundle.teacher_dir, out / TEACHER_DIR, dirs_exist_ok=True)
     manifest = {key: value for key, value in bundle.manifest.items() if key != "files"}
-    teacher = bundle.find_teacher()
+    teacher = bundle.teacher_source()
     if teacher is not None and teacher != bundle.teacher_dir:
         manifest["teacher"] = teacher_identity(teacher)
     write_manifest(out, manifest)

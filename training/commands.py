@@ -18,14 +18,17 @@ def _train_teacher(args: argparse.Namespace) -> None:
     config = TeacherTrainConfig(
         data=args.data, base=args.base, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, max_length=args.max_length, train_limit=args.limit, seed=args.seed, bf16=not args.fp32,
-        freeze_embeddings=not args.train_embeddings, folds=args.folds, fold=args.fold)
+        freeze_embeddings=not args.train_embeddings, folds=args.folds, fold=args.fold, mode=args.mode,
+        lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+        lora_targets=tuple(args.lora_targets.split(",")))
     metrics = train_teacher(config, zero_shot=not args.no_zero_shot)
     summary = {key: metrics[key] for key in ("fine_tuned", "zero_shot", "train_seconds")}
     print(json.dumps(summary, indent=2))
 
 
 def _export_teacher(args: argparse.Namespace) -> None:
-    from flipkd.training.onnx_export import ExportCheckFailed, check_export, export_onnx
+    from flipkd.models.teacher_export import ExportCheckFailed, export_onnx
+    from flipkd.training.onnx_export import check_export
 
     data = args.data or Path(json.loads((args.teacher / "metrics.json").read_text())["data"])
     export_onnx(args.teacher, args.out)
@@ -98,10 +101,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     teacher.add_argument("--folds", type=int, default=1,
                          help="cross-fitting: split the training pairs into this many folds (by first text)")
     teacher.add_argument("--fold", type=int, default=0, help="cross-fitting: the fold left out of training")
+    teacher.add_argument("--mode", choices=["full", "adapter"], default="full",
+                         help="full fine-tuning (a transformers folder) or LoRA on the pinned base (a PEFT "
+                              "adapter a bundle can carry)")
+    teacher.add_argument("--lora-rank", type=int, default=8, help="adapter mode: LoRA rank")
+    teacher.add_argument("--lora-alpha", type=int, default=16, help="adapter mode: LoRA alpha")
+    teacher.add_argument("--lora-targets", default="query,key,value,dense",
+                         help="adapter mode: comma-separated linear layers of the encoder to adapt")
     teacher.set_defaults(run=_train_teacher)
 
     export = commands.add_parser("export-teacher", help="export a teacher to ONNX and check it")
-    export.add_argument("--teacher", type=Path, required=True)
+    export.add_argument("--teacher", type=Path, required=True,
+                        help="trained teacher folder (full or adapter)")
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--int8", action="store_true", help="also write and check an int8 graph")
     export.add_argument("--data", type=Path, default=None,
@@ -126,7 +137,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--bundle", type=Path, required=True)
     evaluate.add_argument("--data", type=Path, required=True, help="JSONL pair file")
     evaluate.add_argument("--teacher", type=Path, default=None,
-                          help="exported teacher folder to compare with")
+                          help="teacher folder to compare with (exported, or an adapter teacher; "
+                               "default: the bundle's own)")
     evaluate.add_argument("--json", action="store_true", help="one compact JSON object on stdout")
     evaluate.set_defaults(run=_evaluate)
 

@@ -1,25 +1,29 @@
 """Distillation run configuration: a YAML file plus ``section.key=value`` overrides.
 
 Sections: ``data`` (dataset folder), ``base`` (student base model), ``teacher`` (exported ONNX teacher
-folder), ``teacher_folds`` (optional cross-fitted teachers: the k exported teachers of
-``flipkd train-teacher --folds k --fold i``; each training pair is scored by the one that left its fold
-out, see :mod:`flipkd.training.folds`), ``encoder`` (:class:`EncoderSpec` fields), ``loss``,
-``filter``, ``train`` and ``transfer`` (:class:`flipkd.training.transfer_set.TransferConfig`).
-``train.eval_every`` > 0 scores dev every that many steps and keeps the adapter with the best dev
-ROC-AUC (early stopping); ``train.fit_pairs`` training pairs are scored at the end to report the
-train-split fit beside dev. Unknown keys are errors naming the file, so a typo never silently falls back
-to a default.
+folder, or an adapter teacher: :func:`load_config` puts its ONNX export from the model cache in
+``teacher``, exporting on first use, and keeps the adapter in ``teacher_adapter``, which the bundle
+carries), ``teacher_folds`` (optional cross-fitted teachers: the k teachers of
+``flipkd train-teacher --folds k --fold i``, exported or adapters; each training pair is scored by the
+one that left its fold out, see :mod:`flipkd.training.folds`), ``encoder`` (:class:`EncoderSpec`
+fields), ``loss``, ``filter``, ``train`` and ``transfer``
+(:class:`flipkd.training.transfer_set.TransferConfig`). ``train.eval_every`` > 0 scores dev every that
+many steps and keeps the adapter with the best dev ROC-AUC (early stopping); ``train.fit_pairs``
+training pairs are scored at the end to report the train-split fit beside dev. Unknown keys are errors
+naming the file, so a typo never silently falls back to a default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
 from flipkd.models.encoder_spec import EncoderSpec
+from flipkd.models.teacher_cache import onnx_teacher_dir
+from flipkd.models.teacher_config import is_adapter_teacher
 from flipkd.training.data import Pair, load_pairs, split_path
 from flipkd.training.transfer_set import TransferConfig
 
@@ -75,6 +79,7 @@ class DistillConfig:
     base: str
     teacher: Path | None = None
     teacher_folds: tuple[Path, ...] = ()
+    teacher_adapter: Path | None = None
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
     loss: LossConfig = field(default_factory=LossConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
@@ -89,6 +94,7 @@ class DistillConfig:
         teacher = str(self.teacher) if self.teacher else None
         return {"data": str(self.data), "base": self.base, "teacher": teacher,
                 "teacher_folds": [str(folder) for folder in self.teacher_folds],
+                "teacher_adapter": str(self.teacher_adapter) if self.teacher_adapter else None,
                 "encoder": self.encoder.to_json(), "loss": vars(self.loss), "filter": vars(self.filter),
                 "train": vars(self.train),
                 "transfer": {**vars(self.transfer), "extra": list(self.transfer.extra)}}
@@ -148,4 +154,15 @@ def load_config(path: Path, overrides: list[str] = ()) -> DistillConfig:
         raise ValueError(f"{path}: teacher_folds needs a teacher (it scores the transfer set and ships)")
     if config.transfer.enabled and config.teacher is None:
         raise ValueError(f"{path}: transfer.enabled needs a teacher to score the transfer pairs")
-    return config
+    return with_onnx_teachers(config)
+
+
+def with_onnx_teachers(config: DistillConfig) -> DistillConfig:
+    """``config`` with every adapter teacher (``teacher``, ``teacher_folds``) replaced by its ONNX folder
+    (:func:`flipkd.models.teacher_cache.onnx_teacher_dir`) and the adapter ``teacher`` kept in
+    ``teacher_adapter``."""
+    if config.teacher is None:
+        return config
+    adapter = config.teacher if is_adapter_teacher(config.teacher) else None
+    return replace(config, teacher=onnx_teacher_dir(config.teacher), teacher_adapter=adapter,
+                   teacher_folds=tuple(onnx_teacher_dir(folder) for folder in config.teacher_folds))

@@ -3,7 +3,8 @@
 Thresholds come from the bundle and the teacher folder, never from the evaluated file. Result:
 ``{"n", "positives", "student": {"f1", "accuracy", "auc", "threshold"}, "teacher": {same}}``, the
 teacher present whenever one is available (``--teacher``, the bundle's ``teacher/`` folder, or the
-teacher folder the bundle was trained with if it is still there and its graph hash matches).
+teacher folder the bundle was trained with if it is still there and its graph hash matches); an adapter
+teacher is scored by its ONNX export from the model cache, exported on first use.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from pathlib import Path
 from flipkd.models.bundle import Bundle
 from flipkd.models.hashing import sha256_file
 from flipkd.models.onnx_teacher import ONNX_FILE
-from flipkd.training.onnx_export import check_export, export_onnx
+from flipkd.models.teacher_export import export_onnx
+from flipkd.training.onnx_export import check_export
 from flipkd.training.teacher_train import TeacherTrainConfig, train_teacher
 
 

@@ -1,6 +1,9 @@
 """Fine-tune the SLM teacher (bi-encoder, CoSENT) and calibrate its decision threshold on dev.
 
-Writes an ordinary transformers folder plus ``teacher.json`` (see :mod:`flipkd.models.bi_encoder`) and
+Two modes: ``full`` fine-tunes the encoder's weights and writes an ordinary transformers folder;
+``adapter`` trains LoRA (peft) on ``lora_targets`` of the pinned base and writes a plain PEFT adapter
+folder (an adapter teacher, :mod:`flipkd.models.teacher_config`: a few MB a bundle can carry). Both add
+``teacher.json`` (base name and weight sha256, prefix, max length, pooling, dev-calibrated threshold) and
 ``metrics.json``: dev/test F1, accuracy, ROC-AUC, threshold, for the fine-tuned encoder and for the same
 encoder before fine-tuning (threshold also calibrated on dev), training time and the command.
 """
@@ -14,13 +17,16 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
 
+from flipkd.models.adapter_files import save_plain_adapter
 from flipkd.models.bi_encoder import TeacherConfig, TorchBiEncoder
-from flipkd.models.provision import query_prefix, resolve_model
+from flipkd.models.provision import base_identity, query_prefix, resolve_model
 from flipkd.training.data import Pair, file_sha256, load_pairs, split_path
 from flipkd.training.folds import outside_fold
 from flipkd.training.losses import cosent_loss
@@ -44,11 +50,20 @@ class TeacherTrainConfig:
     seed: int = 13
     folds: int = 1
     fold: int = 0
+    mode: Literal["full", "adapter"] = "full"
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_targets: tuple[str, ...] = ("query", "key", "value", "dense")
 
     def recipe(self) -> dict:
         """Everything but the output folder: enough to train the same teacher again."""
         return {key: str(value) if isinstance(value, Path) else value
                 for key, value in asdict(self).items() if key != "out"}
+
+    def lora(self) -> LoraConfig:
+        """The adapter mode's LoRA: rank, alpha and the encoder's linear layers it adapts."""
+        return LoraConfig(r=self.lora_rank, lora_alpha=self.lora_alpha,
+                          target_modules=list(self.lora_targets))
 
 
 def dev_and_test(encoder: TorchBiEncoder, dev: list[Pair], test: list[Pair]) -> dict[str, dict[str, float]]:
@@ -78,7 +93,9 @@ def train_teacher(config: TeacherTrainConfig, zero_shot: bool = True) -> dict:
         print(f"zero-shot {config.base} on dev/test", file=sys.stderr)
         before = dev_and_test(encoder, dev, test)
 
-    if config.freeze_embeddings:
+    if config.mode == "adapter":
+        encoder.model.encoder = get_peft_model(encoder.model.encoder, config.lora())
+    elif config.freeze_embeddings:
         encoder.model.encoder.get_input_embeddings().weight.requires_grad_(False)
     parameters = [p for p in encoder.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=0.01)
@@ -120,12 +137,18 @@ def train_teacher(config: TeacherTrainConfig, zero_shot: bool = True) -> dict:
     fine_tuned = dev_and_test(encoder, dev, test)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    encoder.model.encoder.save_pretrained(out)
-    encoder.tokenizer.save_pretrained(out)
+    if config.mode == "adapter":
+        save_plain_adapter(encoder.model.encoder, out, config.base)
+    else:
+        encoder.model.encoder.save_pretrained(out)
+        encoder.tokenizer.save_pretrained(out)
     TeacherConfig(base=config.base, query_prefix=prefix, max_length=config.max_length,
-                  threshold=fine_tuned["dev"]["threshold"]).save(out)
+                  threshold=fine_tuned["dev"]["threshold"],
+                  base_sha256=base_identity(config.base).get("weight_sha256")).save(out)
     metrics = {
         "base": config.base,
+        "mode": config.mode,
+        "trainable_parameters": sum(p.numel() for p in parameters),
         "data": str(config.data),
         "train_sha256": file_sha256(train_file),
         "train_pairs": len(train),

@@ -1,0 +1,73 @@
+"""Engines that answer at once, for measuring the service's own cost (HTTP, validation, batching, metrics).
+
+:class:`InstantEngine` follows the service's engine interface (``flipkd.service.engines.Engine``): a
+text's token ids are its UTF-8 bytes (at most ``max_length``), and every text gets the same unit vector of
+``dim`` floats, so no model time and next to no tokenizing time is spent. ``instant_server_process`` runs
+the real app under uvicorn with such engines as a child process (its main thread is the event loop).
+Benchmarks import this module from bench/; tests load it with ``monkeypatch.syspath_prepend``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+import numpy as np
+
+from flipkd.models.bundle import Bundle
+from flipkd.service.facade import EngineFactories
+from flipkd.service.server import build_server, wait_ready
+from flipkd.service.settings import Settings
+
+
+class InstantEngine:
+    """``name``'s engine at no cost: (N, ``dim``) float32 rows, each the same unit vector."""
+
+    def __init__(self, name: str, dim: int, threshold: float = 0.5, max_length: int = 64) -> None:
+        self.name = name
+        self.dim = dim
+        self.threshold = threshold
+        self.max_length = max_length
+        self._row = np.full((1, dim), dim ** -0.5, dtype=np.float32)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(text.encode("utf-8")[: self.max_length]) for text in texts]
+
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return np.repeat(self._row, len(ids), axis=0)
+
+
+def instant_factories(dim: int) -> EngineFactories:
+    """Factories giving the service an instant student (with the bundle's threshold) and teacher."""
+
+    def student(bundle: Bundle) -> InstantEngine:
+        return InstantEngine("student", dim, bundle.threshold)
+
+    def teacher(_folder: Path, _threads: int) -> InstantEngine:
+        return InstantEngine("teacher", dim)
+
+    return EngineFactories(student=student, teacher=teacher)
+
+
+def serve_instant(settings: Settings, dim: int) -> None:
+    """Serve the app for ``settings`` with instant engines until SIGTERM (a child process's target)."""
+    build_server(settings, instant_factories(dim)).run()
+
+
+@contextmanager
+def instant_server_process(settings: Settings, dim: int, timeout: float = 120.0
+                           ) -> Iterator[tuple[str, BaseProcess]]:
+    """:func:`serve_instant` in a fresh (spawned) process; yields (base URL, process) once ready, then
+    stops it with SIGTERM (uvicorn's graceful shutdown) and waits."""
+    process = multiprocessing.get_context("spawn").Process(target=serve_instant, args=(settings, dim),
+                                                           name="instant-server")
+    process.start()
+    try:
+        wait_ready(f"http://127.0.0.1:{settings.port}", timeout)
+        yield f"http://127.0.0.1:{settings.port}", process
+    finally:
+        process.terminate()
+        process.join(timeout=60)
