@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from collections import Counter
@@ -152,8 +153,8 @@ def main() -> None:
     settings = Settings(api_key=API_KEY, teacher=Path("instant-teacher"), port=free_port())
     with instant_server_process(settings, DIM) as (base, process):
         rows = endpoint_rows(base, process.pid, args)
-    result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine_note(args.note),
-              "service_code": str(Path(flipkd.service.__file__).parent),
+    result = {"command": shlex.join([Path(sys.executable).name, *sys.argv]),
+              "machine": machine_note(args.note), "service_code": str(Path(flipkd.service.__file__).parent),
               "concurrency": args.concurrency, "requests_per_round": args.requests, "rounds": args.rounds,
               "embedding_dim": DIM, "endpoints": rows}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,9 @@
 which model answers; here live the request bounds, the error answers, health, readiness, metrics and info.
 
 Models load in the background after start-up: ``/healthz`` answers at once, ``/readyz`` turns 200 once
-every engine has run its warm-up batches.
+every engine has run its warm-up batches. Well-formed requests to /match, /embed and /v1/embeddings are
+answered by :mod:`flipkd.service.hot_routes`, which calls the same endpoint functions without FastAPI's
+per-request machinery; FastAPI documents those routes and answers every other request.
 """
 
 from __future__ import annotations

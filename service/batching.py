@@ -10,9 +10,10 @@ over idle workers (docs/benchmarks.md, "Batch wait", says why the wait counts fr
 It is sorted by token count (longest first, to limit padding inside the runner's own sub-batches) and
 handed to ``run_batch`` in a worker thread, off the event loop. Up to ``workers`` batches run at once,
 each in its own thread (``run_batch`` must then be thread-safe); a batch starts collecting only when a
-worker is free, so items keep arriving into it while the others run. ``submit`` fails fast with
-:class:`QueueFull` when ``max_queue`` items are waiting, and :meth:`DynamicBatcher.stop` finishes
-everything already accepted before it returns.
+worker is free, so items keep arriving into it while the others run. ``submit`` (and ``enqueue``, which
+gives the result's future instead of waiting for it) fails fast with :class:`QueueFull` when
+``max_queue`` items are waiting, and :meth:`DynamicBatcher.stop` finishes everything already accepted
+before it returns.
 """
 
 from __future__ import annotations
