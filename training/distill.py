@@ -165,7 +165,7 @@ class RunResult:
     world_size: int
     dev_curve: list[tuple[int, float]]
     best_step: int
-    train_auc: float
+    train_auc: float | None
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -253,7 +253,7 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
             state["losses"].append(step_loss)
             state["step"] = step + 1
             bar.set_postfix(loss=f"{np.mean(state['losses'][-20:]):.4f}", cached=len(cache))
-            evaluate = dev and ((step + 1) % config.train.eval_every == 0 or step + 1 == total)
+            evaluate = bool(dev) and ((step + 1) % config.train.eval_every == 0 or step + 1 == total)
             if rank == 0 and evaluate:
                 auc = fit_auc(student, cache, dev)
                 state["dev_curve"].append([step + 1, auc])
@@ -273,7 +273,7 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
                 parameter.copy_(best[name])
         best_file.unlink(missing_ok=True)
     fit = data.pairs[:config.train.fit_pairs] if config.train.fit_pairs else []
-    train_auc = fit_auc(student, cache, fit) if rank == 0 and fit else float("nan")
+    train_auc = fit_auc(student, cache, fit) if rank == 0 and fit else None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return RunResult(student, data, state["losses"], total, train_seconds, state["tokens"], peak, world,
                      [tuple(point) for point in state["dev_curve"]], state["best_step"] or total, train_auc)
