@@ -14,10 +14,10 @@ set is switched off); no student is trained.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from sklearn.metrics import roc_auc_score
+from teacher_agreement import save_rows
 
 from flipkd.training.distill import prepare_data
 from flipkd.training.distill_config import load_config
@@ -39,10 +39,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     rows = [report(args.config, []), report(args.config, args.set)]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
-    for row in rows:
-        print(json.dumps(row))
+    save_rows(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,14 @@ def agreement(bundle_dir: Path, data: Path) -> dict:
             "teacher_auc": float(roc_auc_score(labels, teacher))}
 
 
+def save_rows(rows: list[dict], out: Path) -> None:
+    """Write ``rows`` to ``out`` as one JSON list and print each as a line."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    for row in rows:
+        print(json.dumps(row))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, action="append", required=True)
@@ -48,10 +56,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     rows = [agreement(bundle, args.data) for bundle in args.bundle]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
-    for row in rows:
-        print(json.dumps(row))
+    save_rows(rows, args.out)
 
 
 if __name__ == "__main__":
