@@ -55,7 +55,7 @@ ENDPOINTS = {
     "match_query_20_candidates": ("/match", lambda i: {"query": text(i, 0),
                                                        "candidates": [text(i, j) for j in range(1, 21)]}),
     "embeddings_4_texts": ("/v1/embeddings", lambda i: {"input": [text(i, j) for j in range(4)],
-                                                        "model": "flipkd-student"}),
+                                                        "model": "atec"}),
 }
 
 

@@ -32,7 +32,7 @@ def main() -> None:
     for repeat in range(args.repeats):
         for layout in args.layout:
             workers, threads = (int(part) for part in layout.split("x"))
-            settings = Settings(bundle=args.bundle, teacher=args.teacher, **BENCH_SETTINGS,
+            settings = Settings(bundles=[str(args.bundle)], teacher=args.teacher, **BENCH_SETTINGS,
                                 torch_threads=threads, student_workers=workers, port=free_port())
             (result,) = run_scenario(settings, pairs, [args.concurrency], f"{layout} #{repeat}")
             runs.append({"layout": layout, "repeat": repeat} | result)

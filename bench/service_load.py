@@ -212,8 +212,9 @@ def main() -> None:
                         help="paired rounds (bare model, then service) at concurrency 32")
     args = parser.parse_args()
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
-    common = {"bundle": args.bundle, "teacher": args.teacher, **BENCH_SETTINGS, "torch_threads": args.threads,
-              "student_workers": args.workers, "max_batch_size": args.max_batch_size}
+    common = {"bundles": [str(args.bundle)], "teacher": args.teacher, **BENCH_SETTINGS,
+              "torch_threads": args.threads, "student_workers": args.workers,
+              "max_batch_size": args.max_batch_size}
     configure_torch(Settings(**common))  # the bare reference runs with the server's primitive-cache caps
     torch.set_num_threads(args.threads * args.workers)  # the rate of every core the student uses
     rate = bf16_matmul_gflops()

@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)]
     pairs = [pairs[i % len(pairs)] for i in range(args.requests)]
-    settings = Settings(bundle=args.bundle, teacher=args.teacher, port=free_port(), shadow_share=0.1,
+    settings = Settings(bundles=[str(args.bundle)], teacher=args.teacher, port=free_port(), shadow_share=0.1,
                         torch_threads=args.threads, student_workers=args.workers)
     samples: list[dict] = []
     answered = 0

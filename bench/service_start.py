@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     seconds = []
     for _ in range(args.repeats):
-        settings = Settings(bundle=args.bundle, teacher=args.teacher, port=free_port(),
+        settings = Settings(bundles=[str(args.bundle)], teacher=args.teacher, port=free_port(),
                             torch_threads=args.threads, student_workers=args.workers)
         started = time.perf_counter()
         with server_process(settings):

@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
-    settings = Settings(bundle=args.bundle, teacher=args.teacher, port=free_port(), **BENCH_SETTINGS)
+    settings = Settings(bundles=[str(args.bundle)], teacher=args.teacher, port=free_port(), **BENCH_SETTINGS)
     with server_process(settings) as (base, process):
         asyncio.run(closed_loop(base, pairs[-16:], 4))
         before, started = thread_cpu_seconds(process.pid), time.perf_counter()

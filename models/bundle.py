@@ -27,6 +27,17 @@ SHIPPED_BUNDLES = Path(__file__).parent / "bundles"
 DEFAULT_BUNDLE = SHIPPED_BUNDLES / "atec"
 
 
+def bundle_folder(name_or_folder: str | Path) -> Path:
+    """The folder as given when it holds a bundle, else the shipped bundle of that name (``atec``,
+    ``mqp``) when there is one, else the folder as given (for :func:`load_bundle` to refuse by name)."""
+    given = Path(name_or_folder)
+    shipped = SHIPPED_BUNDLES / given.name
+    is_name = given.name == str(name_or_folder)
+    if (given / MANIFEST).is_file() or not is_name or not (shipped / MANIFEST).is_file():
+        return given
+    return shipped
+
+
 class BundleError(ValueError):
     """A bundle folder is incomplete or altered."""
 

@@ -25,9 +25,10 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from tokenizers import Tokenizer
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from flipkd.models.adapter_files import save_plain_adapter
+from flipkd.models.base_models import BaseModels, load_causal_lm
 from flipkd.models.bundle import Bundle
 from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.models.padding import STUDENT_CPU_OVERHEAD_TOKENS
@@ -62,14 +63,16 @@ class _Captures(threading.local):
 
 class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
     """Embeds texts with the pooled LoRA-A outputs named by an :class:`EncoderSpec`: inputs are tensors on
-    the encoder's device, embeddings (N, ``dim``) float32 tensors on the CPU."""
+    the encoder's device, embeddings (N, ``dim``) float32 tensors on the CPU. With ``bases`` the base's
+    weights are shared with the other encoders built from it (serving several domains); else its own."""
 
     def __init__(self, base: str, spec: EncoderSpec, adapter: Path | None = None,
-                 dtype: torch.dtype = torch.bfloat16, device: str = "cpu", trainable: bool = False) -> None:
+                 dtype: torch.dtype = torch.bfloat16, device: str = "cpu", trainable: bool = False,
+                 bases: BaseModels | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.tokenizer = causal_tokenizer(base)
-        causal_lm = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        causal_lm = (bases.causal_lm if bases is not None else load_causal_lm)(base, dtype, device)
         self.layers_read = spec.resolved_layers(causal_lm.config.num_hidden_layers)
         if adapter is None:
             config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
@@ -195,9 +198,10 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
         save_plain_adapter(self.peft, folder, base_name)
 
 
-def student_encoder(bundle: Bundle, dtype: torch.dtype = torch.bfloat16, device: str = "cpu") -> LoraEncoder:
+def student_encoder(bundle: Bundle, dtype: torch.dtype = torch.bfloat16, device: str = "cpu",
+                    bases: BaseModels | None = None) -> LoraEncoder:
     """The bundle's student: its base model (provisioned name or folder) with its adapter, frozen, in eval
-    mode on ``device``."""
+    mode on ``device``; over ``bases``' shared weights when given."""
     encoder = LoraEncoder(resolve_model(bundle.base_model), bundle.encoder, adapter=bundle.folder,
-                          dtype=dtype, device=device)
+                          dtype=dtype, device=device, bases=bases)
     return encoder.eval()

@@ -34,7 +34,7 @@ SCENARIOS: dict[str, dict] = {
     "servicemonitor": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
     "everything": {"gpu": {"enabled": True}, "autoscaling": {"enabled": True},
                    "serviceMonitor": {"enabled": True}, "teacher": {"build": True},
-                   "apiKey": {"existingSecret": "flipkd-api-key"}, "bundle": "/bundles/mqp",
+                   "apiKey": {"existingSecret": "flipkd-api-key"}, "bundles": ["/bundles/mqp", "atec"],
                    "modelCache": {"persistentVolumeClaim": {"existingClaim": "shared-models"}}},
 }
 

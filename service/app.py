@@ -1,10 +1,13 @@
 """The FastAPI app: HTTP in and out of :class:`~flipkd.service.facade.MatchingService`, which decides
-which model answers; here live the request bounds, the error answers, health, readiness, metrics and info.
+which domain and model answer; here live the request bounds, the error answers, health, readiness, metrics
+and info.
 
 Models load in the background after start-up: ``/healthz`` answers at once, ``/readyz`` turns 200 once
-every engine has run its warm-up batches. Well-formed requests to /match, /embed and /v1/embeddings are
-answered by :mod:`flipkd.service.hot_routes`, which calls the same endpoint functions without FastAPI's
-per-request machinery; FastAPI documents those routes and answers every other request.
+every domain's student has run its warm-up batches (teachers attach later; a domain without its teacher
+is listed as degraded). ``domain`` in a body (``model`` on /v1/embeddings) picks the domain. Well-formed
+requests to /match, /embed and /v1/embeddings are answered by :mod:`flipkd.service.hot_routes`, which
+calls the same endpoint functions without FastAPI's per-request machinery; FastAPI documents those routes
+and answers every other request.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flipkd.service.batching import QueueFull
-from flipkd.service.facade import DeadlineMissed, EngineFactories, MatchingService, ServiceUnavailable
+from flipkd.service.domain import DeadlineMissed, Domain, NoTeacher, ServiceUnavailable
+from flipkd.service.facade import EngineFactories, MatchingService, UnknownDomain
 from flipkd.service.heap_trim import trim_periodically
 from flipkd.service.hot_routes import ErrorHandler, HotRoute, HotRoutes
 from flipkd.service.limits import BodySizeLimit, bound_texts
@@ -30,6 +34,7 @@ from flipkd.service.observe import ObserveRequests, error_response
 from flipkd.service.openai_embeddings import (
     check_dimensions,
     embeddings_response,
+    model_name,
     requested_model,
     requested_texts,
 )
@@ -77,6 +82,15 @@ def match_results(request: MatchRequest, pairs: list[tuple[str, str]], similarit
     return [results[i].model_copy(update={"rank": rank + 1}) for rank, i in enumerate(order)]
 
 
+def domain_info(domain: Domain) -> dict:
+    """What /info tells of a domain: its bundle, base model, encoder, threshold, teacher and readiness."""
+    manifest = domain.bundle.manifest
+    return {"bundle": str(domain.bundle.folder), "base_model": manifest["base_model"],
+            "encoder": manifest["encoder"], "threshold": domain.bundle.threshold,
+            "teacher": manifest.get("teacher"), "teacher_folder": str(domain.teacher_folder or ""),
+            **dataclasses.asdict(domain.readiness())}
+
+
 def error_handlers(metrics: ServiceMetrics) -> dict[type[Exception], ErrorHandler]:
     """The service's answer to each refusal, for FastAPI and the hot routes alike."""
 
@@ -101,8 +115,12 @@ def error_handlers(metrics: ServiceMetrics) -> dict[type[Exception], ErrorHandle
     async def late(_request: Request, error: DeadlineMissed) -> JSONResponse:
         return error_response(HTTPException(504, str(error)))
 
+    async def not_found(_request: Request, error: LookupError) -> JSONResponse:
+        return error_response(HTTPException(404, str(error)))
+
     return {HTTPException: http_error, RequestValidationError: invalid, QueueFull: overloaded,
-            ServiceUnavailable: unavailable, DeadlineMissed: late}
+            ServiceUnavailable: unavailable, DeadlineMissed: late, UnknownDomain: not_found,
+            NoTeacher: not_found}
 
 
 def create_app(settings: Settings, factories: EngineFactories | None = None) -> BodySizeLimit:
@@ -127,17 +145,13 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
                   description="Text matching by an LLM student distilled from a small teacher.",
                   exception_handlers=handlers)
 
-    def check_domain(domain: str | None) -> None:
-        if domain is not None and domain != service.domain:
-            raise HTTPException(404, f"unknown domain {domain!r}; loaded: {service.domain!r}")
-
     @app.post("/match", response_model=MatchResponse, tags=["matching"])
     async def match(body: MatchRequest) -> MatchResponse:
         """Score a pair, a list of pairs, or one query against candidates (ranked, optionally top-k)."""
-        check_domain(body.domain)
+        domain = service.domain(body.domain)
         pairs = match_pairs(body, settings)
         request_id = new_request_id()
-        answer = await service.match(pairs, request_id, body.request_key)
+        answer = await domain.match(pairs, request_id, body.request_key)
         return MatchResponse(request_id=request_id, served_by=answer.served_by,
                              fallback_reason=answer.fallback_reason, threshold=answer.threshold,
                              results=match_results(body, pairs, answer.similarities, answer.threshold))
@@ -145,22 +159,21 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
     @app.post("/embed", response_model=EmbedResponse, tags=["embeddings"])
     async def embed(body: EmbedRequest) -> EmbedResponse:
         """LoRA-encoder embeddings (unit length), or the teacher's with ``"model": "teacher"``."""
-        check_domain(body.domain)
-        if body.model == "teacher" and not service.teacher_configured:
-            raise HTTPException(404, "no teacher is configured")
-        answer = await service.embed(bound_texts(body.texts, settings), body.model)
+        domain = service.domain(body.domain)
+        answer = await domain.embed(bound_texts(body.texts, settings), body.model)
         return EmbedResponse(request_id=new_request_id(), served_by=answer.served_by,
                              dimension=answer.vectors.shape[1], embeddings=answer.vectors.round(6).tolist())
 
     @app.post("/v1/embeddings", response_model=OpenAIEmbeddingResponse, tags=["embeddings"])
     async def openai_embeddings(body: OpenAIEmbeddingRequest) -> OpenAIEmbeddingResponse:
         """The OpenAI embeddings shape (:mod:`flipkd.service.openai_embeddings`): texts only, float or
-        base64, ``dimensions`` only the model's own; ``model`` "teacher" selects the teacher."""
+        base64, ``dimensions`` only the model's own; ``model`` is a domain or ``<domain>-teacher``."""
         texts = bound_texts(requested_texts(body), settings)
-        model = requested_model(body)
-        check_dimensions(body.dimensions, service.dimension(model), model)
-        answer = await service.embed(texts, model)
-        return embeddings_response(answer, model, body.encoding_format)
+        name, model = requested_model(body, service)
+        domain = service.domain(name)
+        check_dimensions(body.dimensions, domain.dimension(model), model)
+        answer = await domain.embed(texts, model)
+        return embeddings_response(answer, model_name(name, model), body.encoding_format)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict:
@@ -169,7 +182,7 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
 
     @app.get("/readyz", tags=["operations"])
     async def readyz() -> JSONResponse:
-        """200 once the student (and the configured teacher) are loaded and warmed up."""
+        """200 once every domain's student is loaded and warmed up; each domain's engines and errors."""
         readiness = service.readiness()
         return JSONResponse(dataclasses.asdict(readiness), status_code=200 if readiness.ready else 503)
 
@@ -180,13 +193,11 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
 
     @app.get("/info", tags=["operations"])
     async def info() -> dict:
-        """Bundle, base model, encoder spec, thresholds and the settings that shape answers."""
-        manifest = service.bundle.manifest
+        """Each domain's bundle, base model, encoder spec, thresholds and teacher, and the settings that
+        shape answers."""
         return {
-            "domain": service.domain, "base_model": manifest["base_model"],
-            "encoder": manifest["encoder"], "threshold": service.bundle.threshold,
-            "teacher": manifest.get("teacher"), "teacher_folder": str(service.teacher_folder or ""),
-            "ready": service.ready,
+            "default_domain": service.default.name, "ready": service.ready,
+            "domains": {name: domain_info(domain) for name, domain in service.domains.items()},
             "settings": settings.model_dump(mode="json", exclude={"api_key"}),
             "runtime": runtime_info(),
         }

@@ -31,28 +31,31 @@ def warm_up_batches(max_batch_size: int) -> list[list[str]]:
 
 
 class BatchedEngine:
-    """``engine`` behind a batcher and a cache; ``name``, ``threshold`` and ``dim`` are the engine's."""
+    """``engine`` behind a batcher and a cache, serving ``domain``; ``name``, ``threshold`` and ``dim`` are
+    the engine's."""
 
-    def __init__(self, engine: Engine, policy: BatchPolicy, cache_size: int, metrics: ServiceMetrics) -> None:
+    def __init__(self, engine: Engine, policy: BatchPolicy, cache_size: int, metrics: ServiceMetrics,
+                 domain: str) -> None:
         self.engine = engine
         self.name = engine.name
+        self.domain = domain
         self.threshold = engine.threshold
         self.dim = engine.dim
         self.metrics = metrics
         self.batcher: DynamicBatcher[list[int], np.ndarray] = DynamicBatcher(self._run, policy, self._record,
-                                                                             engine.name)
+                                                                             f"{domain}-{engine.name}")
         self.cache: EmbeddingCache[np.ndarray] = EmbeddingCache(cache_size)
 
     def _run(self, ids: Sequence[list[int]]) -> list[np.ndarray]:
         return list(self.engine.embed_ids(ids))
 
     def _record(self, stats: BatchStats) -> None:
-        metrics, name = self.metrics, self.name
-        metrics.series(metrics.batch_size, name).observe(stats.size)
-        metrics.series(metrics.batch_tokens, name).observe(stats.tokens)
-        metrics.series(metrics.inference, name).observe(stats.run_seconds)
-        metrics.series(metrics.texts, name).inc(stats.size)
-        queue_wait = metrics.series(metrics.queue_wait, name)
+        metrics, labels = self.metrics, (self.domain, self.name)
+        metrics.series(metrics.batch_size, *labels).observe(stats.size)
+        metrics.series(metrics.batch_tokens, *labels).observe(stats.tokens)
+        metrics.series(metrics.inference, *labels).observe(stats.run_seconds)
+        metrics.series(metrics.texts, *labels).inc(stats.size)
+        queue_wait = metrics.series(metrics.queue_wait, *labels)
         for wait in stats.queue_waits:
             queue_wait.observe(wait)
 
@@ -83,7 +86,7 @@ class BatchedEngine:
         hits = sum(hit for _, hit in looked_up)
         for outcome, count in (("hit", hits), ("miss", len(looked_up) - hits)):
             if count:
-                self.metrics.series(self.metrics.cache, self.name, outcome).inc(count)
+                self.metrics.series(self.metrics.cache, self.domain, self.name, outcome).inc(count)
         vectors = dict(zip(distinct, results, strict=True))
         tokens = {text: len(ids) for text, ids in zip(distinct, token_ids, strict=True)}
         return np.array([vectors[text] for text in texts]), sum(tokens[text] for text in texts)

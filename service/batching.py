@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+WARM_UP_BARRIER_TIMEOUT_S = 600.0  # every worker thread starts its copy of a warm-up batch well within this
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -90,11 +93,17 @@ class DynamicBatcher(Generic[Item, Result]):
 
     async def warm_up(self, batches: Sequence[Sequence[Item]]) -> None:
         """Run each batch once in every worker thread at the same time, straight to the runner (before
-        ``start``), so each thread's allocations reach their working size before real work."""
+        ``start``), so each thread's allocations reach their working size before real work. The runs meet
+        at a barrier first: a thread cannot take a second copy while another thread has none."""
         loop = asyncio.get_running_loop()
         for batch in batches:
-            await asyncio.gather(*(loop.run_in_executor(self._executor, self._run_batch, list(batch))
+            barrier = threading.Barrier(self.policy.workers, timeout=WARM_UP_BARRIER_TIMEOUT_S)
+            await asyncio.gather(*(loop.run_in_executor(self._executor, self._run_after, barrier, list(batch))
                                    for _ in range(self.policy.workers)))
+
+    def _run_after(self, barrier: threading.Barrier, batch: list[Item]) -> Sequence[Result]:
+        barrier.wait()
+        return self._run_batch(batch)
 
     def start(self) -> None:
         self._accepting = True

@@ -21,7 +21,7 @@ def _serve(args: argparse.Namespace) -> None:
     from flipkd.service.server import serve
     from flipkd.service.settings import Settings
 
-    overrides = {key: value for key, value in (("bundle", args.bundle), ("teacher", args.teacher),
+    overrides = {key: value for key, value in (("bundles", args.bundle), ("teacher", args.teacher),
                                                ("host", args.host), ("port", args.port)) if value is not None}
     serve(Settings(**overrides))
 
@@ -50,8 +50,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     provision.set_defaults(run=_provision)
 
     serve = commands.add_parser("serve", help="run the HTTP matching service (settings also from FLIPKD_*)")
-    serve.add_argument("--bundle", type=Path, default=None, help="student bundle folder")
-    serve.add_argument("--teacher", type=Path, default=None, help="exported ONNX teacher folder")
+    serve.add_argument("--bundle", action="append", default=None,
+                       help="a domain to serve: a shipped bundle's name (atec, mqp) or a bundle folder; "
+                            "repeat for several domains over one copy of the base model (the first is the "
+                            "default domain)")
+    serve.add_argument("--teacher", type=Path, default=None,
+                       help="the default domain's teacher folder (ONNX or adapter)")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(run=_serve)

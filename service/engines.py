@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from flipkd.models.base_models import BaseModels
 from flipkd.models.bundle import Bundle
 from flipkd.models.lora_encoder import student_encoder
 from flipkd.models.onnx_teacher import OnnxTeacher
@@ -31,13 +32,14 @@ class Engine(Protocol):
 
 
 class StudentEngine:
-    """The bundle's LoRA encoder; ``threshold`` is the bundle's calibrated decision."""
+    """The bundle's LoRA encoder (over ``bases``' shared weights when given); ``threshold`` is the bundle's
+    calibrated decision."""
 
     name = "student"
 
-    def __init__(self, bundle: Bundle, device: str | None = None) -> None:
+    def __init__(self, bundle: Bundle, device: str | None = None, bases: BaseModels | None = None) -> None:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.encoder = student_encoder(bundle, torch.bfloat16, device)
+        self.encoder = student_encoder(bundle, torch.bfloat16, device, bases)
         self.threshold = bundle.threshold
         self.dim = self.encoder.dim
         self._page_in_embeddings()

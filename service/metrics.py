@@ -1,5 +1,8 @@
 """Prometheus metrics of the service (``flipkd_`` prefix, base units, no per-text labels).
 
+Every series of a model's work carries the ``domain`` it served (the bundle's name), so each domain has
+its own batching, cache, fallback and shadow figures; refusals before a domain is known do not.
+
 One :class:`ServiceMetrics` per app, on its own registry, so several apps (tests) never collide. The
 registry also carries prometheus-client's standard ``process_*`` metrics (resident memory, CPU seconds,
 open files) of the serving process. Hot paths reach a labelled series through :meth:`ServiceMetrics.series`,
@@ -26,33 +29,36 @@ class ServiceMetrics:
         self.request_duration = Histogram("flipkd_request_duration_seconds", "HTTP request duration",
                                           ["route"], buckets=LATENCY_BUCKETS, registry=r)
         self.queue_wait = Histogram("flipkd_queue_wait_seconds", "time a text waited for its batch",
-                                    ["engine"], buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("flipkd_batch_size", "texts per batch", ["engine"], buckets=SIZE_BUCKETS,
-                                    registry=r)
-        self.batch_tokens = Histogram("flipkd_batch_tokens", "tokens per batch", ["engine"],
+                                    ["domain", "engine"], buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("flipkd_batch_size", "texts per batch", ["domain", "engine"],
+                                    buckets=SIZE_BUCKETS, registry=r)
+        self.batch_tokens = Histogram("flipkd_batch_tokens", "tokens per batch", ["domain", "engine"],
                                       buckets=TOKEN_BUCKETS, registry=r)
-        self.inference = Histogram("flipkd_inference_seconds", "model time per batch", ["engine"],
+        self.inference = Histogram("flipkd_inference_seconds", "model time per batch", ["domain", "engine"],
                                    buckets=LATENCY_BUCKETS, registry=r)
-        self.queue_depth = Gauge("flipkd_queue_depth", "texts waiting to be batched", ["engine"], registry=r)
-        self.texts = Counter("flipkd_texts_embedded", "texts embedded by a model", ["engine"], registry=r)
-        self.cache = Counter("flipkd_cache_lookups", "embedding cache lookups", ["engine", "result"],
+        self.queue_depth = Gauge("flipkd_queue_depth", "texts waiting to be batched", ["domain", "engine"],
+                                 registry=r)
+        self.texts = Counter("flipkd_texts_embedded", "texts embedded by a model", ["domain", "engine"],
                              registry=r)
-        self.served = Counter("flipkd_served", "requests answered, by model", ["model"], registry=r)
-        self.ab_arm = Counter("flipkd_ab_assignments", "A/B arm of each match request", ["arm"],
+        self.cache = Counter("flipkd_cache_lookups", "embedding cache lookups",
+                             ["domain", "engine", "result"], registry=r)
+        self.served = Counter("flipkd_served", "requests answered, by model", ["domain", "model"], registry=r)
+        self.ab_arm = Counter("flipkd_ab_assignments", "A/B arm of each match request", ["domain", "arm"],
                               registry=r)
-        self.fallbacks = Counter("flipkd_fallbacks", "teacher answered for the student", ["reason"],
+        self.fallbacks = Counter("flipkd_fallbacks", "teacher answered for the student", ["domain", "reason"],
                                  registry=r)
         self.rejected = Counter("flipkd_rejected", "requests refused before inference", ["reason"],
                                 registry=r)
         self.shadow_pairs = Counter("flipkd_shadow_pairs", "pairs scored by the teacher in shadow",
-                                    ["agreement"], registry=r)
+                                    ["domain", "agreement"], registry=r)
         self.shadow_gap = Histogram("flipkd_shadow_score_gap", "|student - teacher| similarity in shadow",
-                                    buckets=GAP_BUCKETS, registry=r)
-        self.ready = Gauge("flipkd_ready", "1 when the model is loaded and warmed up", ["engine"], registry=r)
+                                    ["domain"], buckets=GAP_BUCKETS, registry=r)
+        self.ready = Gauge("flipkd_ready", "1 when the model is loaded and warmed up", ["domain", "engine"],
+                           registry=r)
         self.heap_trim = Histogram("flipkd_heap_trim_seconds", "time to return the C heap's free pages",
                                    buckets=LATENCY_BUCKETS, registry=r)
         ProcessCollector(registry=r)
-        self.model_info = Info("flipkd_model", "loaded bundle and models", registry=r)
+        self.model_info = Info("flipkd_model", "each domain's bundle and models", ["domain"], registry=r)
         self._series: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
 
     def series(self, metric: MetricWrapperBase, *values: str) -> MetricWrapperBase:

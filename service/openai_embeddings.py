@@ -9,7 +9,10 @@
 - ``dimensions``: the model's own dimension only (400 naming it otherwise). The vectors are
   L2-normalised concatenations of LoRA-A outputs, not trained to be truncated (Matryoshka), so a
   prefix would be an untested representation rather than a smaller version of this one.
-- ``user``: accepted and ignored. ``model``: "teacher" selects the teacher, anything else the student.
+- ``user``: accepted and ignored.
+- ``model``: a domain's name (its student) or ``<domain>-teacher`` (its teacher); ``student`` or
+  ``teacher``, or none, for the default domain. Any other name is a 404 listing the served ones, so a
+  mistyped domain never gets another domain's vectors. The answer's ``model`` is the full name.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import base64
 import numpy as np
 from fastapi import HTTPException
 
-from flipkd.service.facade import Answer
+from flipkd.service.domain import Answer
+from flipkd.service.facade import MatchingService, UnknownDomain
 from flipkd.service.schemas import (
     OpenAIEmbedding,
     OpenAIEmbeddingRequest,
@@ -40,9 +44,26 @@ def requested_texts(request: OpenAIEmbeddingRequest) -> list[str]:
     return texts
 
 
-def requested_model(request: OpenAIEmbeddingRequest) -> ServedBy:
-    """The teacher for ``model`` "teacher", the student for any other name or none."""
-    return "teacher" if request.model == "teacher" else "student"
+TEACHER_SUFFIX = "-teacher"
+
+
+def requested_model(request: OpenAIEmbeddingRequest, service: MatchingService) -> tuple[str, ServedBy]:
+    """(domain name, model) named by ``model``; UnknownDomain for a name that is not served."""
+    name = request.model
+    if name in (None, "student", "teacher"):
+        return service.default.name, "teacher" if name == "teacher" else "student"
+    if name in service.domains:
+        return name, "student"
+    if name.endswith(TEACHER_SUFFIX) and name.removesuffix(TEACHER_SUFFIX) in service.domains:
+        return name.removesuffix(TEACHER_SUFFIX), "teacher"
+    served = ", ".join(repr(model_name(domain, model)) for domain in service.domains
+                       for model in ("student", "teacher"))
+    raise UnknownDomain(f"unknown model {name!r}; served: {served}")
+
+
+def model_name(domain: str, model: ServedBy) -> str:
+    """The name :func:`requested_model` reads as (``domain``, ``model``)."""
+    return domain + (TEACHER_SUFFIX if model == "teacher" else "")
 
 
 def check_dimensions(requested: int | None, dimension: int, model: ServedBy) -> None:
@@ -59,9 +80,9 @@ def encoded(vector: np.ndarray, encoding_format: str) -> list[float] | str:
     return vector.round(6).tolist()
 
 
-def embeddings_response(answer: Answer, model: ServedBy, encoding_format: str) -> OpenAIEmbeddingResponse:
-    """The answer's vectors in request order, with the tokens read as usage."""
+def embeddings_response(answer: Answer, model: str, encoding_format: str) -> OpenAIEmbeddingResponse:
+    """The answer's vectors in request order, with the tokens read as usage; ``model`` is the full name."""
     data = [OpenAIEmbedding(index=i, embedding=encoded(vector, encoding_format))
             for i, vector in enumerate(answer.vectors)]
     usage = OpenAIUsage(prompt_tokens=answer.tokens, total_tokens=answer.tokens)
-    return OpenAIEmbeddingResponse(data=data, model=f"flipkd-{model}", usage=usage)
+    return OpenAIEmbeddingResponse(data=data, model=model, usage=usage)

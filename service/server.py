@@ -84,8 +84,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The ``FLIPKD_*`` environment that reproduces ``settings`` (unset fields left out)."""
     env = {}
     for name, value in settings.model_dump().items():
+        if isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, list):
+            value = ",".join(map(str, value)) or None
         if value is not None:
-            env[f"FLIPKD_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+            env[f"FLIPKD_{name.upper()}"] = str(value)
     return env
 
 

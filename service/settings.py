@@ -8,17 +8,22 @@ Every bound the service enforces lives here: body size, texts per request, chara
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLIPKD_", extra="ignore")
 
-    bundle: Path | None = Field(None, description="student bundle folder; the shipped ATEC bundle if unset")
-    teacher: Path | None = Field(None, description="exported ONNX teacher folder (shadow, A/B, fallback)")
+    bundles: Annotated[list[str], NoDecode] = Field(
+        [], description="domains served: shipped bundle names or bundle folders, comma-separated; the first "
+                        "is the default domain; the shipped ATEC bundle if unset")
+    teacher: Path | None = Field(None, description="the default domain's teacher folder (ONNX or adapter); "
+                                 "the bundle's own teacher if unset")
+    teacher_retry_s: float = Field(30.0, gt=0, description="seconds between attempts to attach a teacher "
+                                   "that is missing or failed to load")
     host: str = Field("127.0.0.1", description="address the server binds to")
     port: int = Field(8000, description="port the server listens on")
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs it")
@@ -50,3 +55,11 @@ class Settings(BaseSettings):
     shadow_log: Path | None = Field(None, description="JSONL file for shadow disagreements")
     ab_share: float = Field(0.0, ge=0, le=1, description="share of request keys served by the teacher")
     fallback: bool = Field(True, description="answer with the teacher when the student fails or is late")
+
+    @field_validator("bundles", mode="before")
+    @classmethod
+    def split_bundles(cls, value: object) -> object:
+        """``FLIPKD_BUNDLES=atec,mqp`` as the list ``["atec", "mqp"]``."""
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value

@@ -1,11 +1,12 @@
 """Shadow scoring: the teacher also scores a sampled share of the student's /match answers, off the hot
 path.
 
-Every pair counts once in ``flipkd_shadow_pairs_total{agreement}`` (do both models decide alike, each
-at its own threshold?) and its |student - teacher| similarity in ``flipkd_shadow_score_gap``. With a log
-configured, each disagreeing pair becomes one JSONL line ``{"request_id", "text_a", "text_b", "student",
-"teacher"}``, appended by a single writer thread: the event loop never waits on the disk and lines
-never interleave. Shadow work never changes an answer; when the teacher fails it is skipped.
+Every pair counts once in ``flipkd_shadow_pairs_total{domain, agreement}`` (do both models decide alike,
+each at its own threshold?) and its |student - teacher| similarity in ``flipkd_shadow_score_gap``. With a
+log configured, each disagreeing pair becomes one JSONL line ``{"domain", "request_id", "text_a",
+"text_b", "student", "teacher"}``, appended by a single writer thread shared by every domain: the event
+loop never waits on the disk and lines never interleave. Shadow work never changes an answer; when the
+teacher fails it is skipped.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ class ShadowLog:
 
 
 class Shadow:
-    """Samples ``share`` of the answers and scores them with the teacher in background tasks."""
+    """Samples ``share`` of ``domain``'s answers and scores them with its teacher in background tasks,
+    writing disagreements to ``log`` (which its owner closes)."""
 
-    def __init__(self, share: float, log: Path | None, metrics: ServiceMetrics) -> None:
+    def __init__(self, share: float, log: ShadowLog | None, metrics: ServiceMetrics, domain: str) -> None:
         self.share = share
         self.metrics = metrics
-        self.log = ShadowLog(log) if log is not None else None
+        self.log = log
+        self.domain = domain
         self._tasks: set[asyncio.Task] = set()
 
     def sampled(self) -> bool:
@@ -69,17 +72,17 @@ class Shadow:
             return
         teacher_scores = pairs.cosines(vectors)
         agrees = agreement(student_scores, student_threshold, teacher_scores, teacher.threshold)
+        metrics, domain = self.metrics, self.domain
         for agree, gap in zip(agrees, np.abs(student_scores - teacher_scores), strict=True):
-            self.metrics.shadow_pairs.labels(agreement="agree" if agree else "disagree").inc()
-            self.metrics.shadow_gap.observe(float(gap))
+            metrics.series(metrics.shadow_pairs, domain, "agree" if agree else "disagree").inc()
+            metrics.series(metrics.shadow_gap, domain).observe(float(gap))
         if self.log is not None and not agrees.all():
             rows = zip(pairs.pairs, student_scores, teacher_scores, agrees, strict=True)
-            await self.log.append([{"request_id": request_id, "text_a": a, "text_b": b, "student": float(s),
-                                    "teacher": float(t)} for (a, b), s, t, agree in rows if not agree])
+            await self.log.append([{"domain": domain, "request_id": request_id, "text_a": a, "text_b": b,
+                                    "student": float(s), "teacher": float(t)}
+                                   for (a, b), s, t, agree in rows if not agree])
 
-    async def close(self) -> None:
-        """Wait for the scoring in flight, then for its log lines."""
+    async def drain(self) -> None:
+        """Wait for the scoring in flight (and so for the log lines it hands over)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.log is not None:
-            self.log.close()

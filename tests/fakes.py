@@ -53,15 +53,16 @@ class FakeEngine:
         return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
-def fake_factories(student: FakeEngine, teacher: FakeEngine | None = None,
+def fake_factories(student: FakeEngine | dict[str, FakeEngine], teacher: FakeEngine | None = None,
                    student_gate: threading.Event | None = None) -> EngineFactories:
-    """Factories handing the service these engines; the student's waits for ``student_gate`` when given
-    (the service stays not ready until it is set)."""
+    """Factories handing the service these engines: ``student`` for every domain, or each domain's own
+    by bundle name; the students wait for ``student_gate`` when given (the service stays not ready until
+    it is set)."""
 
-    def make_student(_bundle: Bundle) -> FakeEngine:
+    def make_student(bundle: Bundle) -> FakeEngine:
         if student_gate is not None:
             student_gate.wait()
-        return student
+        return student[bundle.folder.name] if isinstance(student, dict) else student
 
     def make_teacher(_folder: Path, _threads: int) -> FakeEngine:
         if teacher is None:

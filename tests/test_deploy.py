@@ -134,7 +134,7 @@ def test_image_entrypoint_and_healthcheck_run_outside_docker(student_bundle, exp
     env = {**os.environ, **{k: v for k, v in stage["ENV"].items() if k.startswith("FLIPKD_")},
            # what the container gets from its volume and network, here on this machine
            "FLIPKD_HOME": os.environ.get("FLIPKD_HOME", str(Path.home() / ".cache" / "flipkd")),
-           "FLIPKD_HOST": "127.0.0.1", "FLIPKD_PORT": str(port), "FLIPKD_BUNDLE": str(student_bundle),
+           "FLIPKD_HOST": "127.0.0.1", "FLIPKD_PORT": str(port), "FLIPKD_BUNDLES": str(student_bundle),
            "FLIPKD_TEACHER": str(exported_teacher), "FLIPKD_TORCH_THREADS": str(THREADS),
            "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}"}
     assert subprocess.run(stage["HEALTHCHECK"], env=env, capture_output=True).returncode != 0  # not up yet

@@ -5,6 +5,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
+from flipkd.models.base_models import BaseModels
 from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.models.lora_encoder import LoraEncoder
 from flipkd.models.pooling import masked_mean
@@ -100,6 +101,22 @@ def test_saved_adapter_reloads_to_the_same_embeddings(smollm_dir, student, tmp_p
     assert (tmp_path / "adapter_config.json").is_file() and (tmp_path / "adapter_model.safetensors").is_file()
     reloaded = LoraEncoder(str(smollm_dir), SPEC, adapter=tmp_path, dtype=torch.float32)
     torch.testing.assert_close(reloaded.embed(TEXTS), student.embed(TEXTS))
+
+
+@pytest.mark.slow
+def test_encoders_over_one_base_share_its_weights_and_embed_as_alone(smollm_dir, student, tmp_path):
+    student.save_adapter(tmp_path)
+    bases = BaseModels()
+    shallow = LoraEncoder(str(smollm_dir), EncoderSpec(layers=(3,), rank=4), dtype=torch.float32, bases=bases)
+    shared = LoraEncoder(str(smollm_dir), SPEC, adapter=tmp_path, dtype=torch.float32, bases=bases)
+
+    def base_storage(encoder: LoraEncoder) -> set[int]:
+        return {p.data_ptr() for name, p in encoder.body.named_parameters() if "lora_" not in name}
+
+    assert base_storage(shallow) < base_storage(shared)  # layers 0-3 and the embeddings: one copy
+    assert base_storage(shared).isdisjoint(base_storage(student))  # built without ``bases``: its own
+    assert (len(shallow.body.layers), len(shared.body.layers)) == (4, len(student.body.layers))
+    torch.testing.assert_close(shared.embed(TEXTS), student.embed(TEXTS))
 
 
 @pytest.mark.slow

@@ -59,24 +59,24 @@ def vectors(answer) -> np.ndarray:
 
 
 def test_the_default_client_gets_base64_vectors_equal_to_embeds(base):
-    raw = client_of(base).embeddings.with_raw_response.create(model="flipkd", input=TEXTS, user="someone")
+    raw = client_of(base).embeddings.with_raw_response.create(model="atec", input=TEXTS, user="someone")
     answer = raw.parse()
     assert json.loads(raw.http_request.content)["encoding_format"] == "base64"
     assert all(isinstance(d["embedding"], str) for d in raw.http_response.json()["data"])
     np.testing.assert_allclose(vectors(answer), embed(base, TEXTS), atol=1e-6)
-    assert answer.model == "flipkd-student"
+    assert answer.model == "atec"
     assert answer.usage.prompt_tokens > 0 and answer.usage.total_tokens == answer.usage.prompt_tokens
 
 
 def test_float_and_explicit_base64_answer_in_the_format_asked(base):
     client = client_of(base)
-    floats = client.embeddings.create(model="flipkd", input=TEXTS, encoding_format="float")
+    floats = client.embeddings.create(model="atec", input=TEXTS, encoding_format="float")
     packed = client.embeddings.create(model="teacher", input=TEXTS, encoding_format="base64")
-    one = client.embeddings.create(model="flipkd", input="fever", encoding_format="float")
+    one = client.embeddings.create(model="atec", input="fever", encoding_format="float")
     assert all(isinstance(d.embedding, list) for d in floats.data)
     np.testing.assert_allclose(vectors(floats), embed(base, TEXTS), atol=1e-6)
     decoded = [np.frombuffer(base64.b64decode(d.embedding), dtype="<f4") for d in packed.data]
-    assert packed.model == "flipkd-teacher"
+    assert packed.model == "atec-teacher"
     np.testing.assert_allclose(np.stack(decoded), embed(base, TEXTS, "teacher"), atol=1e-6)
     np.testing.assert_allclose(vectors(one), embed(base, ["fever"]), atol=1e-6)
     assert floats.usage.prompt_tokens > one.usage.prompt_tokens > 0
@@ -84,11 +84,11 @@ def test_float_and_explicit_base64_answer_in_the_format_asked(base):
 
 def test_dimensions_is_served_only_at_the_models_own(base):
     client = client_of(base)
-    student = client.embeddings.create(model="flipkd", input=TEXTS, dimensions=16)
+    student = client.embeddings.create(model="atec", input=TEXTS, dimensions=16)
     teacher = client.embeddings.create(model="teacher", input=TEXTS, dimensions=12)
     assert vectors(student).shape == (len(TEXTS), 16) and vectors(teacher).shape == (len(TEXTS), 12)
     with pytest.raises(openai.BadRequestError) as refused:
-        client.embeddings.create(model="flipkd", input=TEXTS, dimensions=8)
+        client.embeddings.create(model="atec", input=TEXTS, dimensions=8)
     assert refused.value.status_code == 400
     assert refused.value.body.startswith("dimensions must be 16, the student's embedding dimension")
     assert "not trained to be truncated" in refused.value.body
@@ -100,7 +100,7 @@ def test_dimensions_is_served_only_at_the_models_own(base):
 @pytest.mark.parametrize("token_ids", [[101, 2023, 102], [[101, 2023], [102]]])
 def test_token_id_input_is_refused_with_a_message(base, token_ids):
     with pytest.raises(openai.BadRequestError) as refused:
-        client_of(base).embeddings.create(model="flipkd", input=token_ids)
+        client_of(base).embeddings.create(model="atec", input=token_ids)
     response = httpx.post(f"{base}/v1/embeddings", json={"input": token_ids}, timeout=30)
     message = "token-id input is not supported: token ids depend on the tokenizer that made them; send the " \
               "texts instead"
@@ -109,7 +109,7 @@ def test_token_id_input_is_refused_with_a_message(base, token_ids):
 
 
 def test_with_an_api_key_the_bearer_scheme_is_case_insensitive(keyed_base):
-    answer = client_of(keyed_base, KEY).embeddings.create(model="flipkd", input=TEXTS)
+    answer = client_of(keyed_base, KEY).embeddings.create(model="atec", input=TEXTS)
     expected = embed(keyed_base, TEXTS, headers={"X-API-Key": KEY})
     np.testing.assert_allclose(vectors(answer), expected, atol=1e-6)
     lower = httpx.post(f"{keyed_base}/v1/embeddings", json={"input": TEXTS, "encoding_format": "float"},
@@ -117,7 +117,7 @@ def test_with_an_api_key_the_bearer_scheme_is_case_insensitive(keyed_base):
     assert lower.status_code == 200, lower.text
     np.testing.assert_allclose([d["embedding"] for d in lower.json()["data"]], expected, atol=1e-6)
     with pytest.raises(openai.AuthenticationError):
-        client_of(keyed_base, "wrong").embeddings.create(model="flipkd", input=TEXTS)
+        client_of(keyed_base, "wrong").embeddings.create(model="atec", input=TEXTS)
     for header in ("bearer wrong", f"Basic {KEY}", KEY):
         wrong = httpx.post(f"{keyed_base}/v1/embeddings", json={"input": TEXTS},
                            headers={"authorization": header}, timeout=30)

@@ -33,7 +33,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 def settings_for(bundle: Path, teacher: Path, **extra) -> Settings:
-    return Settings(bundle=bundle, teacher=teacher, port=free_port(), torch_threads=THREADS, **extra)
+    return Settings(bundles=[str(bundle)], teacher=teacher, port=free_port(), torch_threads=THREADS, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_embed_routes_return_unit_vectors(server):
     np.testing.assert_allclose(vectors[0], vectors[1])
     teacher = post(base, "/embed", {"texts": ["fever"], "model": "teacher"}).json()
     assert teacher["served_by"] == "teacher" and teacher["dimension"] == 384
-    openai = post(base, "/v1/embeddings", {"input": ["fever", "rash", "fever"], "model": "flipkd"}).json()
+    openai = post(base, "/v1/embeddings", {"input": ["fever", "rash", "fever"]}).json()
     vectors = student_vectors(base, ["fever", "rash"])
     np.testing.assert_allclose([d["embedding"] for d in openai["data"]],
                                [vectors["fever"], vectors["rash"], vectors["fever"]], atol=1e-5)
@@ -105,9 +105,10 @@ def test_operations_routes(server, student_bundle):
     base, _ = server
     assert httpx.get(f"{base}/healthz").json() == {"status": "alive"}
     ready = httpx.get(f"{base}/readyz").json()
-    assert ready["ready"] and ready["degraded"] == []
+    assert ready["ready"] and ready["domains"][student_bundle.name]["degraded"] == []
     info = httpx.get(f"{base}/info", headers=AUTH).json()
-    assert info["domain"] == student_bundle.name and "api_key" not in info["settings"]
+    assert info["default_domain"] == student_bundle.name and "api_key" not in info["settings"]
+    assert info["domains"][student_bundle.name]["threshold"] == load_bundle(student_bundle).threshold
     runtime = info["runtime"]  # the server caps torch's per-shape primitive caches (memory under load)
     assert runtime["torch_threads"] == THREADS
     assert runtime["LRU_CACHE_CAPACITY"] == runtime["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "16"
@@ -164,6 +165,7 @@ def test_schemathesis_finds_no_server_error(server, tmp_path):
 def test_metrics_parse_and_add_up_and_the_shadow_log_holds_the_disagreements(server, student_bundle,
                                                                                 exported_teacher):
     base, log = server
+    domain = ("domain", student_bundle.name)
     before = scrape(base)
     pairs = [("sore throat", "throat pain"), ("knee pain", "stock prices"), ("a rash on my arm", "skin rash")]
     answers = []
@@ -173,16 +175,16 @@ def test_metrics_parse_and_add_up_and_the_shadow_log_holds_the_disagreements(ser
         answers.append(response.json())
     time.sleep(1.0)  # shadow scoring runs off the hot path
     after = scrape(base)
-    served = after[("flipkd_served_total", (("model", "student"),))] - \
-        before.get(("flipkd_served_total", (("model", "student"),)), 0)
+    served = after[("flipkd_served_total", (domain, ("model", "student")))] - \
+        before.get(("flipkd_served_total", (domain, ("model", "student"))), 0)
     requests = after[("flipkd_requests_total", (("route", "/match"), ("status", "200")))] - \
         before.get(("flipkd_requests_total", (("route", "/match"), ("status", "200"))), 0)
     assert served == requests == 3
     shadowed = sum(v for (name, _), v in after.items() if name == "flipkd_shadow_pairs_total") - \
         sum(v for (name, _), v in before.items() if name == "flipkd_shadow_pairs_total")
     assert shadowed == 3
-    disagreed = after.get(("flipkd_shadow_pairs_total", (("agreement", "disagree"),)), 0) - \
-        before.get(("flipkd_shadow_pairs_total", (("agreement", "disagree"),)), 0)
+    disagreed = after.get(("flipkd_shadow_pairs_total", (("agreement", "disagree"), domain)), 0) - \
+        before.get(("flipkd_shadow_pairs_total", (("agreement", "disagree"), domain)), 0)
     similarity = {body["request_id"]: body["results"][0]["similarity"] for body in answers}
     logged = [json.loads(line) for line in (log.read_text().splitlines() if log.exists() else [])]
     logged = [record for record in logged if record["request_id"] in similarity]
@@ -190,10 +192,10 @@ def test_metrics_parse_and_add_up_and_the_shadow_log_holds_the_disagreements(ser
     student_threshold = load_bundle(student_bundle).threshold
     teacher_threshold = TeacherConfig.load(exported_teacher).threshold
     for record in logged:
-        assert (record["text_a"], record["text_b"]) in pairs
+        assert (record["text_a"], record["text_b"]) in pairs and record["domain"] == student_bundle.name
         assert record["student"] == pytest.approx(similarity[record["request_id"]], abs=1e-6)
         assert (record["student"] >= student_threshold) != (record["teacher"] >= teacher_threshold)
-    assert after[("flipkd_ready", (("engine", "student"),))] == 1.0
+    assert after[("flipkd_ready", (domain, ("engine", "student")))] == 1.0
     assert any(name == "flipkd_batch_size_count" for name, _ in after)
     assert after[("flipkd_heap_trim_seconds_count", ())] > 0  # trimmed every 0.5 s
     assert after[("process_resident_memory_bytes", ())] > 100e6
@@ -219,13 +221,14 @@ class FailingStudent(StudentEngine):
 
 def test_failing_student_is_covered_by_the_teacher(student_bundle, exported_teacher):
     settings = settings_for(student_bundle, exported_teacher)
+    series = ("flipkd_fallbacks_total", (("domain", student_bundle.name), ("reason", "error")))
     with running_server(settings, EngineFactories(student=FailingStudent)) as base:
-        before = scrape(base).get(("flipkd_fallbacks_total", (("reason", "error"),)), 0)
+        before = scrape(base).get(series, 0)
         response = post(base, "/match", {"pair": {"text_a": "fever", "text_b": "high temperature"}})
         assert response.status_code == 200
         body = response.json()
         assert body["served_by"] == "teacher" and body["fallback_reason"] == "error"
-        after = scrape(base)[("flipkd_fallbacks_total", (("reason", "error"),))]
+        after = scrape(base)[series]
         assert after - before == 1
 
 

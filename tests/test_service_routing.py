@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,8 +18,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flipkd.models import teacher_cache
-from flipkd.models.bundle import DEFAULT_BUNDLE, load_bundle
-from flipkd.service.facade import EngineFactories
+from flipkd.models.bundle import DEFAULT_BUNDLE, SHIPPED_BUNDLES, load_bundle
+from flipkd.service.facade import EngineFactories, MatchingService
+from flipkd.service.metrics import ServiceMetrics
 from flipkd.service.server import free_port, running_server
 from flipkd.service.settings import Settings
 
@@ -57,8 +59,9 @@ def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def metric(client: httpx.Client, name: str, **labels: str) -> float:
-    """One sample of /metrics (0 when absent)."""
+def metric(client: httpx.Client, name: str, domain: str = "atec", **labels: str) -> float:
+    """One sample of ``domain``'s /metrics (0 when absent)."""
+    labels = {"domain": domain, **labels}
     for family in text_string_to_metric_families(client.get("/metrics").text):
         for sample in family.samples:
             if sample.name == name and sample.labels == labels:
@@ -127,12 +130,12 @@ def test_embed_routes_return_the_chosen_models_vectors(tmp_path, student, teache
         np.testing.assert_allclose(body["embeddings"], [engine.vector(t) for t in texts], atol=1e-6)
     assert elsewhere.status_code == 404
     assert elsewhere.json() == {"error": "unknown domain 'elsewhere'; loaded: 'atec'"}
-    assert openai["model"] == "flipkd-student"
+    assert openai["model"] == "atec"
     np.testing.assert_allclose([d["embedding"] for d in openai["data"]],
                                [student.vector(t) for t in ("fever", "rash", "fever")], atol=1e-6)
     tokens = len("fever") + len("rash") + len("fever")  # the fakes' tokens are bytes
     assert openai["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
-    assert openai_teacher["model"] == "flipkd-teacher"
+    assert openai_teacher["model"] == "atec-teacher"
     np.testing.assert_allclose(openai_teacher["data"][0]["embedding"], teacher.vector("rash"), atol=1e-6)
 
 
@@ -196,7 +199,7 @@ def test_while_the_student_loads_the_service_answers_503_or_falls_back(tmp_path,
     settings = settings_for(tmp_path, fallback=fallback)
     with serving(settings, student, teacher, gate, until_ready=False) as client:
         assert client.get("/healthz").status_code == 200
-        until(lambda: client.get("/readyz").json()["teacher"])  # loaded first; the student waits for the gate
+        until(lambda: client.get("/readyz").json()["domains"]["atec"]["teacher"])  # the student waits
         readiness = client.get("/readyz")
         match = client.post("/match", json=pair("fever", "a rash"))
         embed = client.post("/embed", json={"texts": ["fever"]})
@@ -204,8 +207,8 @@ def test_while_the_student_loads_the_service_answers_503_or_falls_back(tmp_path,
         until(lambda: client.get("/readyz").status_code == 200)
         served = client.post("/match", json=pair("fever", "a rash")).json()["served_by"]
     assert readiness.status_code == 503
-    assert readiness.json() == {"ready": False, "student": False, "teacher": True, "degraded": ["student"],
-                                "load_error": None}
+    assert readiness.json() == {"ready": False, "default_domain": "atec", "domains": {"atec": {
+        "student": False, "teacher": True, "degraded": ["student"], "load_errors": {}}}}
     assert embed.status_code == 503 and embed.json() == {"error": "unavailable: student_not_ready"}
     if fallback:
         assert match.status_code == 200
@@ -219,10 +222,10 @@ def test_while_the_student_loads_the_service_answers_503_or_falls_back(tmp_path,
 def test_a_student_that_fails_to_load_leaves_the_teacher_answering(tmp_path, teacher):
     broken = FakeEngine("student", failing=True)  # fails its warm-up
     with serving(settings_for(tmp_path), broken, teacher, until_ready=False) as client:
-        until(lambda: client.get("/readyz").json()["load_error"] is not None)
-        readiness = client.get("/readyz").json()
+        until(lambda: client.get("/readyz").json()["domains"]["atec"]["load_errors"])
+        readiness = client.get("/readyz").json()["domains"]["atec"]
         match = client.post("/match", json=pair("fever", "a rash")).json()
-    assert readiness["load_error"] == "RuntimeError: fake student failed"
+    assert readiness["load_errors"] == {"student": "RuntimeError: fake student failed"}
     assert readiness["degraded"] == ["student"]
     assert (match["served_by"], match["fallback_reason"]) == ("teacher", "not_ready")
 
@@ -247,14 +250,13 @@ def test_an_adapter_teacher_exports_in_the_background_while_the_student_serves(t
     with running_server(settings, factories, until_ready=False) as base, \
             httpx.Client(base_url=base, timeout=30) as client:
         try:
-            until(lambda: client.get("/readyz").json()["student"])
-            exporting = client.get("/readyz").json()
+            until(lambda: client.get("/readyz").status_code == 200)  # ready: the student serves
+            exporting = client.get("/readyz").json()["domains"]["atec"]
             served = client.post("/match", json=pair("fever", "a rash")).json()["served_by"]
         finally:
             gate.set()
-        until(lambda: client.get("/readyz").status_code == 200)
-    assert exporting == {"ready": False, "student": True, "teacher": False, "degraded": ["teacher"],
-                         "load_error": None}
+        until(lambda: client.get("/readyz").json()["domains"]["atec"]["teacher"])
+    assert exporting == {"student": True, "teacher": False, "degraded": ["teacher"], "load_errors": {}}
     assert served == "student" and loaded_from == [exported]
 
 
@@ -282,3 +284,90 @@ def test_shadow_scoring_counts_agreement_and_logs_each_disagreement(tmp_path, st
     for record, index in zip(records, (0, 2), strict=True):
         assert record["student"] == pytest.approx(student_scores[index], abs=1e-6)
         assert record["teacher"] == pytest.approx(cosine(teacher, *pairs[index]), abs=1e-6)
+
+
+def test_two_domains_each_answer_with_their_own_student_threshold_and_teacher(tmp_path, monkeypatch, teacher):
+    monkeypatch.chdir(tmp_path)  # the MQP bundle's training-time teacher path must not resolve here
+    students = {"atec": FakeEngine("student", seed="atec"), "mqp": FakeEngine("student", seed="mqp")}
+    thresholds = {name: load_bundle(SHIPPED_BUNDLES / name).threshold for name in students}
+    settings = settings_for(tmp_path, bundles=["atec", str(SHIPPED_BUNDLES / "mqp")], fallback=True)
+    with serving(settings, students, teacher) as client:
+        answers = {name: client.post("/match", json=pair("fever", "a rash", domain=name)).json()
+                   for name in students}
+        default = client.post("/match", json=pair("fever", "a rash")).json()
+        unknown = client.post("/match", json=pair("fever", "a rash", domain="legal"))
+        mqp_vectors = client.post("/v1/embeddings", json={"input": ["fever"], "model": "mqp"}).json()
+        no_teacher = client.post("/v1/embeddings", json={"input": ["fever"], "model": "mqp-teacher"})
+        no_teacher_embed = client.post("/embed", json={"texts": ["fever"], "model": "teacher",
+                                                       "domain": "mqp"})
+        mistyped = client.post("/v1/embeddings", json={"input": ["fever"], "model": "mpq"})
+        readiness = client.get("/readyz").json()
+        info = client.get("/info").json()
+        students["atec"].failing = True  # one domain's student breaks: the other is untouched
+        atec_broken = client.post("/match", json=pair("fever", "a cough", domain="atec")).json()
+        mqp_after = client.post("/match", json=pair("fever", "a cough", domain="mqp")).json()
+        served = {name: metric(client, "flipkd_served_total", domain=name, model="student")
+                  for name in students}
+        fallbacks = {name: metric(client, "flipkd_fallbacks_total", domain=name, reason="error")
+                     for name in students}
+    for name, body in answers.items():
+        assert body["served_by"] == "student" and body["threshold"] == pytest.approx(thresholds[name])
+        assert body["results"][0]["similarity"] == pytest.approx(cosine(students[name], "fever", "a rash"),
+                                                                 abs=1e-6)
+    assert thresholds["atec"] != pytest.approx(thresholds["mqp"])
+    assert default == {**answers["atec"], "request_id": default["request_id"]}
+    assert unknown.status_code == 404
+    assert unknown.json() == {"error": "unknown domain 'legal'; loaded: 'atec', 'mqp'"}
+    assert mqp_vectors["model"] == "mqp"
+    np.testing.assert_allclose(mqp_vectors["data"][0]["embedding"], students["mqp"].vector("fever"),
+                               atol=1e-6)
+    for refused in (no_teacher, no_teacher_embed):
+        assert refused.status_code == 404
+        assert refused.json() == {"error": "domain 'mqp' has no teacher configured"}
+    assert mistyped.status_code == 404
+    assert mistyped.json() == {
+        "error": "unknown model 'mpq'; served: 'atec', 'atec-teacher', 'mqp', 'mqp-teacher'"}
+    assert readiness == {"ready": True, "default_domain": "atec", "domains": {
+        "atec": {"student": True, "teacher": True, "degraded": [], "load_errors": {}},
+        "mqp": {"student": True, "teacher": None, "degraded": [], "load_errors": {}}}}
+    assert info["default_domain"] == "atec" and list(info["domains"]) == ["atec", "mqp"]
+    assert info["domains"]["mqp"]["threshold"] == pytest.approx(thresholds["mqp"])
+    assert (atec_broken["served_by"], atec_broken["fallback_reason"]) == ("teacher", "error")
+    assert mqp_after["served_by"] == "student"
+    assert mqp_after["results"][0]["similarity"] == pytest.approx(cosine(students["mqp"], "fever", "a cough"),
+                                                                  abs=1e-6)
+    assert served == {"atec": 2, "mqp": 3} and fallbacks == {"atec": 1, "mqp": 0}
+
+
+def test_bundles_with_one_name_are_refused_at_start(tmp_path):
+    copy = tmp_path / "atec"
+    shutil.copytree(SHIPPED_BUNDLES / "atec", copy)
+    with pytest.raises(ValueError, match="distinct folder names.*repeated: atec"):
+        MatchingService(settings_for(tmp_path, bundles=["atec", str(copy)]), ServiceMetrics())
+
+
+def test_a_missing_teacher_leaves_the_service_ready_and_attaches_when_it_appears(tmp_path, student, teacher):
+    teacher_folder = tmp_path / "teacher"
+
+    def make_teacher(folder: Path, _threads: int) -> FakeEngine:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} does not exist")
+        return teacher
+
+    factories = EngineFactories(student=lambda _bundle: student, teacher=make_teacher)
+    settings = settings_for(tmp_path, teacher_retry_s=0.1, ab_share=1.0)
+    with running_server(settings, factories) as base, httpx.Client(base_url=base, timeout=30) as client:
+        until(lambda: client.get("/readyz").json()["domains"]["atec"]["load_errors"])
+        waiting = client.get("/readyz")
+        before = client.post("/match", json=pair("fever", "a rash")).json()
+        teacher_folder.mkdir()
+        until(lambda: client.get("/readyz").json()["domains"]["atec"]["teacher"])
+        after = client.post("/match", json=pair("fever", "a rash")).json()
+        attached = client.get("/readyz").json()["domains"]["atec"]
+    assert waiting.status_code == 200
+    assert waiting.json()["domains"]["atec"] == {
+        "student": True, "teacher": False, "degraded": ["teacher"],
+        "load_errors": {"teacher": f"FileNotFoundError: {teacher_folder} does not exist"}}
+    assert before["served_by"] == "student"  # A/B is off while the teacher is missing
+    assert after["served_by"] == "teacher"  # ab_share 1: every key goes to the attached teacher
+    assert attached == {"student": True, "teacher": True, "degraded": [], "load_errors": {}}
