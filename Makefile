@@ -36,7 +36,13 @@ $(TEACHER)-onnx/export.json: $(TEACHER)/metrics.json
 
 ## The main job: the service on the shipped ATEC bundle with its ONNX teacher in shadow mode
 ## (SHADOW_SHARE of the /match requests are also scored by the teacher; FLIPKD_* settings apply).
-serve: teacher
+## The student answers as soon as it is loaded; a missing teacher is built in the background (log in
+## $(TEACHER).log) and the running service attaches it once it is exported.
+serve: | $(STAMP)
+	$(BIN)/flipkd provision qwen2.5-coder-0.5b-instruct
+	@test -f $(TEACHER)-onnx/export.json || { mkdir -p $(dir $(TEACHER)); \
+	  echo "==> building the teacher in the background (log: $(TEACHER).log); it attaches when exported"; \
+	  $(MAKE) --no-print-directory teacher > $(TEACHER).log 2>&1 & }
 	FLIPKD_SHADOW_SHARE=$(SHADOW_SHARE) $(BIN)/flipkd serve --teacher $(TEACHER)-onnx
 
 ## The test suite (provisions the small base models it needs on first run), after lint and the

@@ -27,7 +27,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,9 +50,10 @@ from flipkd.training.data import load_pairs  # noqa: E402
 
 
 async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
-                      on_answer: Callable[[], None] | None = None) -> dict:
+                      on_answer: Callable[[], None] | None = None, domains: Sequence[str] = ()) -> dict:
     """``concurrency`` workers each send one /match request at a time until every pair is answered;
-    ``on_answer`` runs after each response. aiohttp (C HTTP parser) keeps the generator's own CPU use
+    ``on_answer`` runs after each response. With ``domains``, pair i goes to domain i mod their number
+    (else to the default domain). aiohttp (C HTTP parser) keeps the generator's own CPU use
     small on a machine it shares with the server; ``client_cpu`` is that use in cores.
 
     Rates are steady-state: answers between the ``concurrency``-th answer and the last request's send,
@@ -69,9 +70,12 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
     async def worker(session: aiohttp.ClientSession) -> None:
         for index in cursor:
             a, b = pairs[index]
+            body = {"pair": {"text_a": a, "text_b": b}}
+            if domains:
+                body["domain"] = domains[index % len(domains)]
             started = time.perf_counter()
             sent_at.append(started)
-            async with session.post(f"{base}/match", json={"pair": {"text_a": a, "text_b": b}}) as response:
+            async with session.post(f"{base}/match", json=body) as response:
                 await response.read()
             answered_at.append(time.perf_counter())
             latencies.append(answered_at[-1] - started)

@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from tokenizers import Tokenizer
 from torch import nn
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig
 
 from flipkd.models.adapter_files import save_plain_adapter
-from flipkd.models.base_models import BaseModels, load_causal_lm
+from flipkd.models.base_models import BaseModels, backend_copy, causal_tokenizer, load_causal_lm
 from flipkd.models.bundle import Bundle
 from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.models.padding import STUDENT_CPU_OVERHEAD_TOKENS
@@ -43,15 +42,6 @@ def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """h at each row's last real token (right padding): hidden (B, T, D), mask (B, T) -> (B, D)."""
     last = mask.long().sum(dim=1).clamp(min=1) - 1
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-
-
-def causal_tokenizer(base: str) -> PreTrainedTokenizerBase:
-    """The base model's tokenizer, right-padding, with EOS as padding where it has no pad token."""
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    tokenizer.padding_side = "right"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 class _Captures(threading.local):
@@ -71,9 +61,10 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
                  bases: BaseModels | None = None) -> None:
         super().__init__()
         self.spec = spec
-        self.tokenizer = causal_tokenizer(base)
-        causal_lm = (bases.causal_lm if bases is not None else load_causal_lm)(base, dtype, device)
-        self.layers_read = spec.resolved_layers(causal_lm.config.num_hidden_layers)
+        self.tokenizer = bases.tokenizer(base) if bases is not None else causal_tokenizer(base)
+        self.layers_read = spec.resolved_layers(AutoConfig.from_pretrained(base).num_hidden_layers)
+        causal_lm = bases.causal_lm(base, dtype, device, layers=self.layers_read[-1] + 1) \
+            if bases is not None else load_causal_lm(base, dtype, device)
         if adapter is None:
             config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
                                 target_modules=list(spec.modules), layers_to_transform=list(self.layers_read),
@@ -96,8 +87,7 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
         self.pad_id = self.tokenizer.pad_token_id
         # its own copy of the fast tokenizer's backend, set up once: the transformers wrapper sets the
         # backend's truncation on every call, so a shared one is not safe to call from several threads
-        self.ids_tokenizer = ids_only(Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str()),
-                                      spec.max_length)
+        self.ids_tokenizer = ids_only(backend_copy(base, self.tokenizer), spec.max_length)
         self._read_keys = [(layer, module) for layer in self.layers_read for module in spec.modules]
         self.dim = spec.rank * len(self._read_keys)
         for layer, module in self._read_keys:

@@ -2,8 +2,9 @@
 
 A text is tokenized once, on the event loop, the way the engine truncates it: its ids are what the
 batcher queues and counts against its token budget, and what the engine runs (padded per sub-batch).
-Both return unit-length float32 embeddings (N, ``dim``). The student runs torch (bf16 on CPU, CUDA when
-present) with early exit; the teacher runs onnxruntime with an explicit thread count.
+Both return unit-length float32 embeddings (N, ``dim``). The student runs torch (CUDA when present; bf16
+where the hardware multiplies it natively, else fp32: :func:`~flipkd.service.runtime.student_dtype`) with
+early exit; the teacher runs onnxruntime with an explicit thread count.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flipkd.models.base_models import BaseModels
 from flipkd.models.bundle import Bundle
 from flipkd.models.lora_encoder import student_encoder
 from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.service.runtime import student_dtype
 
 
 class Engine(Protocol):
@@ -37,9 +39,10 @@ class StudentEngine:
 
     name = "student"
 
-    def __init__(self, bundle: Bundle, device: str | None = None, bases: BaseModels | None = None) -> None:
+    def __init__(self, bundle: Bundle, device: str | None = None, bases: BaseModels | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.encoder = student_encoder(bundle, torch.bfloat16, device, bases)
+        self.encoder = student_encoder(bundle, dtype or student_dtype("auto", device), device, bases)
         self.threshold = bundle.threshold
         self.dim = self.encoder.dim
         self._page_in_embeddings()

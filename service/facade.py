@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import torch
+
 from flipkd.models.base_models import BaseModels
 from flipkd.models.bundle import DEFAULT_BUNDLE, Bundle, bundle_folder, load_bundle
 from flipkd.service.domain import Domain, DomainReadiness
@@ -28,9 +30,10 @@ from flipkd.service.settings import Settings
 from flipkd.service.shadow import ShadowLog
 
 
-def shared_students() -> Callable[[Bundle], Engine]:
-    """The student factory of one service: every student it builds reads the same loaded base weights."""
-    return partial(StudentEngine, bases=BaseModels())
+def shared_students(dtype: torch.dtype | None = None) -> Callable[[Bundle], Engine]:
+    """The student factory of one service: every student it builds reads the same loaded base weights,
+    in ``dtype`` (None: :func:`~flipkd.service.runtime.student_dtype`'s choice)."""
+    return partial(StudentEngine, bases=BaseModels(), dtype=dtype)
 
 
 @dataclass

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+StudentDtype = Literal["auto", "bfloat16", "float32"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLIPKD_", extra="ignore")
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, description="torch threads per student batch")
     student_workers: int = Field(2, ge=1, description="student batches run at once, each in its own thread")
     teacher_threads: int = Field(1, ge=1, description="onnxruntime threads of the teacher")
+    student_dtype: StudentDtype = Field(
+        "auto", description="the student's number format; auto: bfloat16 on a GPU or on a CPU with "
+                            "AVX512-BF16 or AMX, else float32 (emulated bf16 is ~5x slower)")
 
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body (413 above it)")
     max_texts: int = Field(256, ge=1, description="texts (or pairs) per request")

@@ -22,8 +22,9 @@ from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM
 
+from flipkd.models.base_models import causal_tokenizer
 from flipkd.models.bi_encoder import length_sorted_batches, pair_cosines
-from flipkd.models.lora_encoder import causal_tokenizer, last_token
+from flipkd.models.lora_encoder import last_token
 from flipkd.models.pooling import masked_mean
 from flipkd.training.data import Pair
 from flipkd.training.distill import stratified_batches

@@ -1,0 +1,28 @@
+"""The student's number format: bf16 only where the hardware multiplies it natively."""
+
+import pytest
+import torch
+
+from flipkd.service.runtime import cpu_multiplies_bf16, student_dtype
+
+AVX512_ONLY = "flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
+WITH_BF16 = "flags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16\n"
+WITH_AMX = "flags\t\t: fpu avx2 amx_tile amx_bf16 amx_int8\n"
+
+
+@pytest.mark.parametrize(("cpuinfo", "native"), [(AVX512_ONLY, False), (WITH_BF16, True), (WITH_AMX, True),
+                                                 ("processor : 0\n", False)])
+def test_bf16_is_native_only_with_its_cpu_flags(tmp_path, cpuinfo, native):
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nmodel name\t: some CPU\n" + cpuinfo)
+    assert cpu_multiplies_bf16(tmp_path / "cpuinfo") is native
+
+
+def test_a_missing_cpuinfo_means_no_native_bf16(tmp_path):
+    assert cpu_multiplies_bf16(tmp_path / "absent") is False
+
+
+def test_auto_follows_the_hardware_and_an_explicit_choice_wins():
+    assert student_dtype("auto", "cuda:0") == torch.bfloat16
+    assert student_dtype("auto", "cpu") == (torch.bfloat16 if cpu_multiplies_bf16() else torch.float32)
+    assert student_dtype("float32", "cuda") == torch.float32
+    assert student_dtype("bfloat16", "cpu") == torch.bfloat16
