@@ -14,6 +14,7 @@ from flipkd.models.lora_encoder import student_encoder
 from flipkd.service.batched_engine import WARM_UP_TEXT
 from flipkd.service.engines import StudentEngine
 from flipkd.service.facade import EngineFactories
+from flipkd.service.runtime import student_dtype
 from flipkd.service.server import free_port, running_server
 from flipkd.service.settings import Settings
 
@@ -46,7 +47,7 @@ def test_both_shipped_bundles_served_by_one_process(tmp_path, monkeypatch):
         return students[bundle.folder.name]
 
     bundles = {name: load_bundle(SHIPPED_BUNDLES / name) for name in DOMAINS}
-    expected = {name: student_encoder(bundle).embed(list(PAIRS[name])).numpy()
+    expected = {name: student_encoder(bundle, student_dtype()).embed(list(PAIRS[name])).numpy()
                 for name, bundle in bundles.items()}
     settings = Settings(bundles=list(DOMAINS), port=free_port(), torch_threads=THREADS,
                         heap_trim_interval_s=0)
