@@ -32,10 +32,10 @@ def warm_up_batches(max_batch_size: int) -> list[list[str]]:
 
 class BatchedEngine:
     """``engine`` behind a batcher and a cache, serving ``domain``; ``name``, ``threshold`` and ``dim`` are
-    the engine's."""
+    the engine's. ``slots``: batch slots shared with other engines' batchers (:class:`DynamicBatcher`)."""
 
     def __init__(self, engine: Engine, policy: BatchPolicy, cache_size: int, metrics: ServiceMetrics,
-                 domain: str) -> None:
+                 domain: str, slots: asyncio.Semaphore | None = None) -> None:
         self.engine = engine
         self.name = engine.name
         self.domain = domain
@@ -43,7 +43,8 @@ class BatchedEngine:
         self.dim = engine.dim
         self.metrics = metrics
         self.batcher: DynamicBatcher[list[int], np.ndarray] = DynamicBatcher(self._run, policy, self._record,
-                                                                             f"{domain}-{engine.name}")
+                                                                             f"{domain}-{engine.name}",
+                                                                             slots)
         self.cache: EmbeddingCache[np.ndarray] = EmbeddingCache(cache_size)
 
     def _run(self, ids: Sequence[list[int]]) -> list[np.ndarray]:

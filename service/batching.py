@@ -13,7 +13,9 @@ each in its own thread (``run_batch`` must then be thread-safe); a batch starts 
 worker is free, so items keep arriving into it while the others run. ``submit`` (and ``enqueue``, which
 gives the result's future instead of waiting for it) fails fast with :class:`QueueFull` when
 ``max_queue`` items are waiting, and :meth:`DynamicBatcher.stop` finishes everything already accepted
-before it returns.
+before it returns. Batchers given one ``slots`` semaphore share its batch slots: at most that many of
+their batches run at once (several domains on the same cores); each takes a slot only once an item of
+its own is waiting, so an idle batcher holds none.
 """
 
 from __future__ import annotations
@@ -73,8 +75,10 @@ class DynamicBatcher(Generic[Item, Result]):
     """Batches ``submit``-ted items for ``run_batch(items) -> results`` (same order, same length)."""
 
     def __init__(self, run_batch: Callable[[Sequence[Item]], Sequence[Result]], policy: BatchPolicy,
-                 on_batch: Callable[[BatchStats], None] | None = None, name: str = "batcher") -> None:
+                 on_batch: Callable[[BatchStats], None] | None = None, name: str = "batcher",
+                 slots: asyncio.Semaphore | None = None) -> None:
         self._run_batch = run_batch
+        self._slots = slots
         self.policy = policy
         self._on_batch = on_batch
         self._waiting: deque[_Pending] = deque()
@@ -140,6 +144,12 @@ class DynamicBatcher(Generic[Item, Result]):
             await self._arrival
         return self._waiting.popleft()
 
+    async def _something_waiting(self) -> None:
+        """Return once an item is waiting (none is taken)."""
+        while not self.depth:
+            self._arrival = asyncio.get_running_loop().create_future()
+            await self._arrival
+
     async def _within(self, deadline: float) -> _Pending | None:
         """A queued item at once, else the next to arrive before ``deadline``, else None."""
         if self._waiting:
@@ -175,8 +185,10 @@ class DynamicBatcher(Generic[Item, Result]):
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
-        free_workers = asyncio.Semaphore(self.policy.workers)
+        free_workers = self._slots or asyncio.Semaphore(self.policy.workers)
         while True:
+            if self._slots is not None:
+                await self._something_waiting()
             await free_workers.acquire()
             batch = [p for p in await self._collect(free_workers) if not p.future.cancelled()]
             task = loop.create_task(self._run(loop, batch))

@@ -98,16 +98,19 @@ def batch_policy(settings: Settings, workers: int) -> BatchPolicy:
 
 
 class Domain:
-    """``bundle``'s student and the teacher from ``teacher_folder`` (None: no teacher) under ``name``."""
+    """``bundle``'s student and the teacher from ``teacher_folder`` (None: no teacher) under ``name``; the
+    student's batches take ``student_slots`` when given (shared by the domains of one process)."""
 
     def __init__(self, name: str, bundle: Bundle, teacher_folder: Path | None, settings: Settings,
-                 metrics: ServiceMetrics, shadow_log: ShadowLog | None) -> None:
+                 metrics: ServiceMetrics, shadow_log: ShadowLog | None,
+                 student_slots: asyncio.Semaphore | None = None) -> None:
         self.name = name
         self.bundle = bundle
         self.teacher_folder = teacher_folder
         self.settings = settings
         self.metrics = metrics
         self.load_errors: dict[str, str] = {}
+        self._student_slots = student_slots
         self._student: BatchedEngine | None = None
         self._teacher: BatchedEngine | None = None
         self._shadow = Shadow(settings.shadow_share, shadow_log, metrics, name)
@@ -138,7 +141,8 @@ class Domain:
 
         async def student() -> None:
             try:
-                self._student = await self._start(lambda: make_student(bundle), settings.student_workers)
+                self._student = await self._start(lambda: make_student(bundle), settings.student_workers,
+                                                  self._student_slots)
             except Exception as error:
                 self._failed("student", error)
 
@@ -161,11 +165,12 @@ class Domain:
             LOG.error("domain %s: the %s did not load: %s", self.name, engine, message)
         self.load_errors[engine] = message
 
-    async def _start(self, make: Callable[[], Engine], workers: int = 1) -> BatchedEngine:
+    async def _start(self, make: Callable[[], Engine], workers: int = 1,
+                     slots: asyncio.Semaphore | None = None) -> BatchedEngine:
         settings = self.settings
         engine = await asyncio.to_thread(make)
         batched = BatchedEngine(engine, batch_policy(settings, workers), settings.cache_size, self.metrics,
-                                self.name)
+                                self.name, slots)
         try:
             await batched.warm_up(warm_up_batches(settings.max_batch_size))
         except BaseException:

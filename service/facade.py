@@ -4,7 +4,9 @@
 ``settings.bundles`` (the shipped ATEC bundle when empty), named by the bundle's folder; the first is the
 default. Students over the same base model share one copy of its weights
 (:class:`~flipkd.models.base_models.BaseModels`); each domain has its own adapter, threshold, teacher,
-batchers, cache and metrics, so batches never mix domains. The default domain's teacher is
+batchers, cache and metrics, so batches never mix domains; with several domains their students share
+``student_workers`` batch slots, so mixed traffic never runs more student batches at once than one
+domain would. The default domain's teacher is
 ``settings.teacher`` or the bundle's own; every other domain's is its bundle's own.
 
 The service is ready once every domain's student is warmed up; teachers attach when they can.
@@ -71,11 +73,12 @@ class MatchingService:
             raise ValueError(f"bundles must have distinct folder names (their domain names); repeated: "
                              f"{', '.join(repeated)}")
         self._shadow_log = ShadowLog(settings.shadow_log) if settings.shadow_log is not None else None
+        slots = asyncio.Semaphore(settings.student_workers) if len(folders) > 1 else None
         self.domains: dict[str, Domain] = {}
         for index, (name, folder) in enumerate(zip(names, folders, strict=True)):
             bundle = load_bundle(folder)
             teacher = bundle.teacher_source(settings.teacher if index == 0 else None)
-            self.domains[name] = Domain(name, bundle, teacher, settings, metrics, self._shadow_log)
+            self.domains[name] = Domain(name, bundle, teacher, settings, metrics, self._shadow_log, slots)
             metrics.model_info.labels(domain=name).info({
                 "bundle": str(bundle.folder), "base_model": bundle.base_model,
                 "encoder": json.dumps(bundle.manifest["encoder"], sort_keys=True),

@@ -244,3 +244,28 @@ def test_warm_up_runs_every_batch_in_every_worker_thread_before_start():
     threads = run(scenario())
     assert [size for _, size in threads[:4]] == [4, 4, 1, 1]
     assert len({name for name, _ in threads[:2]}) == 2 and all(n.startswith("warm") for n, _ in threads)
+
+
+def test_batchers_sharing_slots_run_at_most_that_many_batches_and_an_idle_one_holds_none():
+    async def scenario():
+        runner = Overlap()  # one runner for both, so it sees every batch of either
+        slots = asyncio.Semaphore(2)
+        policy = BatchPolicy(max_batch_size=4, max_wait_s=0.001, workers=2)
+        first, second = (DynamicBatcher(runner, policy, slots=slots) for _ in range(2))
+        first.start()
+        second.start()
+        await asyncio.sleep(0.01)  # both loops are waiting for items; neither may hold a slot
+        alone = [asyncio.ensure_future(first.submit(f"a{i}", 1)) for i in range(16)]
+        await asyncio.gather(*alone)
+        most_alone, runner.most = runner.most, 0
+        mixed = [asyncio.ensure_future(batcher.submit(f"m{i}", 1)) for i in range(48)
+                 for batcher in (first, second)]
+        await asyncio.gather(*mixed)
+        await first.stop()
+        await second.stop()
+        return most_alone, runner.most, [task.result() for task in mixed]
+
+    most_alone, most_mixed, results = run(scenario())
+    assert most_alone == 2  # the idle batcher pinned no slot: the busy one used both
+    assert most_mixed == 2  # four worker threads in all, two slots: never more than two batches at once
+    assert results == [f"M{i}" for i in range(48) for _ in range(2)]
