@@ -33,7 +33,7 @@ from service_load import BENCH_SETTINGS, closed_loop
 from service_soak import memory_mib
 from tqdm import tqdm
 
-from flipkd.models.bundle import SHIPPED_BUNDLES
+from flipkd.models.bundle import SHIPPED_BUNDLES, load_bundle
 from flipkd.service.runtime import runtime_info
 from flipkd.service.server import free_port, server_process
 from flipkd.service.settings import Settings
@@ -45,13 +45,9 @@ REPLICA = "-replica"
 
 def domain_pairs(domain: str, count: int) -> list[tuple[str, str]]:
     """The first ``count`` pairs of a shipped domain's test split (repeated when it has fewer)."""
-    data = Path(load_bundle_config(domain)["data"]) / "test.jsonl"
+    data = Path(load_bundle(SHIPPED_BUNDLES / domain, verify=False).manifest["config"]["data"]) / "test.jsonl"
     pairs = [(p.text_a, p.text_b) for p in load_pairs(data)]
     return [pairs[i % len(pairs)] for i in range(count)]
-
-
-def load_bundle_config(domain: str) -> dict:
-    return json.loads((SHIPPED_BUNDLES / domain / "flipkd.json").read_text())["config"]
 
 
 def serve_rounds(domains: list[str], workloads: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]],
