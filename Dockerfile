@@ -3,24 +3,27 @@
 #   docker build -t flipkd:cpu .                                   (CPU: torch's CPU wheel)
 #   docker build --build-arg TORCH_FLAVOR=cuda -t flipkd:cuda .     (CUDA: torch's CUDA wheel; the driver
 #                                                                   comes from the node's NVIDIA runtime)
+# Behind a mirror: --build-arg PYTHON_IMAGE=<a Python 3.11 image with `python` on PATH>,
+#   --build-arg PIP_INDEX_URL=<PyPI mirror> and --build-arg TORCH_INDEX_URL=<index holding torch's wheel>
+#   (torch comes from TORCH_INDEX_URL alone, everything else, torch's own requirements too, from PIP_INDEX_URL).
+#   scripts/image_check.sh builds this way from a debootstrapped base and a local torch wheel.
 # Model weights and the ONNX teacher are not in the image: they live on a volume at /var/lib/flipkd
 # ($FLIPKD_HOME), filled by `flipkd provision` (an init step) and mounted read-only by the server.
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 ARG TORCH_FLAVOR=cpu
 
-FROM ${PYTHON_IMAGE} AS venv
+FROM ${PYTHON_IMAGE} AS build
+ARG TORCH_FLAVOR
+ARG TORCH_INDEX_URL=""
+ARG PIP_INDEX_URL=https://pypi.org/simple
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
 RUN python -m venv /opt/venv
-
-FROM venv AS torch-cpu
-RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-
-FROM venv AS torch-cuda
-RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cu130 torch==2.13.0
-
-# the torch stage picked by TORCH_FLAVOR is a stage of this file, not an image to tag
-# hadolint ignore=DL3006
-FROM torch-${TORCH_FLAVOR} AS build
+RUN case "$TORCH_FLAVOR" in \
+      cpu) wheels=https://download.pytorch.org/whl/cpu ;; \
+      cuda) wheels=https://download.pytorch.org/whl/cu130 ;; \
+      *) echo "TORCH_FLAVOR is cpu or cuda, not '$TORCH_FLAVOR'" >&2; exit 1 ;; \
+    esac \
+    && pip install --no-cache-dir --no-deps --index-url "${TORCH_INDEX_URL:-$wheels}" torch==2.13.0
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY cli ./cli
