@@ -30,23 +30,24 @@ def run_variant(teacher: Path, data: Path, batches: int, arena: bool, trim: bool
     """One variant in this process: anonymous MiB above the post-warm-up level at each checkpoint."""
     from service_soak import memory_mib
 
+    import flipkd.models.onnx_encoder as onnx_encoder
     import flipkd.models.onnx_teacher as onnx_teacher
     from flipkd.service.batched_engine import warm_up_batches
     from flipkd.service.heap_trim import heap_trimmer
     from flipkd.training.data import load_pairs
 
-    make_session = onnx_teacher.make_session
+    make_session = onnx_encoder.make_session
 
     def session(model_file: Path, threads: int):
         built = make_session(model_file, threads)
         if arena:  # rebuild with the arena, all else as served
             options = built.get_session_options()
             options.enable_cpu_mem_arena = True
-            built = onnx_teacher.ort.InferenceSession(str(model_file), options,
+            built = onnx_encoder.ort.InferenceSession(str(model_file), options,
                                                       providers=["CPUExecutionProvider"])
         return built
 
-    onnx_teacher.make_session = session
+    onnx_encoder.make_session = session
     model = onnx_teacher.OnnxTeacher(teacher, 1)
     texts = [pair.text_a for pair in load_pairs(data)]
     for batch in warm_up_batches(32):

@@ -1,8 +1,9 @@
 """The student: a decoder-only LM with PEFT LoRA whose A projections, pooled, are the text encoder.
 
 Only the transformer layers up to the deepest layer read are ever run (the rest, the final norm and
-``lm_head`` are never computed). Training splits the forward in two stages so it can freeze and cache
-the first one:
+``lm_head`` are never computed), and that layer only until its last LoRA A output is captured: the pass
+stops there (its attention and MLP would change nothing read). Training splits the forward in two stages
+so it can freeze and cache the first one:
     h0 = body(layers[0:low])(tokens)            frozen, no LoRA: cacheable per text
     z  = encoder(layers[low:deep+1])(h0)        LoRA A outputs captured by hooks, pooled, concatenated
 where ``low``/``deep`` are the lowest/deepest layers the spec reads.
@@ -16,8 +17,8 @@ are for the single training thread). Tokenizing and batching are :mod:`flipkd.mo
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,10 @@ def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """h at each row's last real token (right padding): hidden (B, T, D), mask (B, T) -> (B, D)."""
     last = mask.long().sum(dim=1).clamp(min=1) - 1
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+class _AllRead(Exception):
+    """Raised by the capture hook once every LoRA A output read is captured: the rest of the pass is moot."""
 
 
 class _Captures(threading.local):
@@ -102,7 +107,10 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
 
     def _capture_hook(self, key: tuple[int, str]):
         def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-            self._captured()[key] = output
+            captured = self._captured()
+            captured[key] = output
+            if len(captured) == len(self._read_keys):
+                raise _AllRead
 
         return hook
 
@@ -163,11 +171,18 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
         return self._represent(attention_mask, input_ids=input_ids)
 
     def _represent(self, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
-        """One pass of the body's current layers; pool and join the LoRA A outputs the hooks captured."""
+        """One pass of the body's current layers, read by :meth:`read_pass`."""
+        return self.read_pass(lambda: self.body(**inputs, attention_mask=attention_mask, use_cache=False),
+                              attention_mask)
+
+    def read_pass(self, run: Callable[[], object], attention_mask: torch.Tensor) -> torch.Tensor:
+        """Run ``run`` (a pass through the read layers) until every LoRA A output read is captured; pool
+        and join them: (B, dim) float32, unit length when the spec normalizes."""
         captured = self._captured()
         captured.clear()
         try:
-            self.body(**inputs, attention_mask=attention_mask, use_cache=False)
+            with suppress(_AllRead):
+                run()
             pool = masked_mean if self.spec.pooling == "mean" else last_token
             pooled = torch.cat([pool(captured[key].float(), attention_mask) for key in self._read_keys],
                                dim=-1)

@@ -12,31 +12,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from flipkd.models.onnx_encoder import OnnxEncoder
 from flipkd.models.padding import TEACHER_CPU_OVERHEAD_TOKENS
 from flipkd.models.similarity import pair_cosines
 from flipkd.models.teacher_config import TeacherConfig
-from flipkd.models.text_encoder import TextEncoder, ids_only
+from flipkd.models.text_encoder import ids_only
 
 ONNX_FILE = "teacher.onnx"
 
 
-def make_session(model_file: Path, threads: int) -> ort.InferenceSession:
-    """A CPU session with an explicit thread count (onnxruntime otherwise sizes it from the host), and
-    without onnxruntime's CPU memory arena: the arena keeps whatever peak it once reached, while memory
-    handed back to malloc goes back to the OS at the server's next ``malloc_trim`` (``service.heap_trim``;
-    growth over random batches after warm-up: ``bench/teacher_memory.py``)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.enable_cpu_mem_arena = False
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-
-
-class OnnxTeacher(TextEncoder[np.ndarray]):
+class OnnxTeacher(OnnxEncoder):
     """Embeds texts and scores pairs with an exported teacher; ``threshold`` is its calibrated decision.
     Embeddings are unit length, (N, ``dim``) float32 numpy arrays; inputs are int64 numpy arrays."""
 
@@ -44,19 +31,11 @@ class OnnxTeacher(TextEncoder[np.ndarray]):
         folder = Path(folder)
         self.config = TeacherConfig.load(folder)
         self.threshold = self.config.threshold
-        self.session = make_session(folder / model_file, threads)
-        self.dim = self._graph_dim(folder / model_file)
+        super().__init__(folder / model_file, threads)
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.pad_id = tokenizer.token_to_id(tokenizer.padding["pad_token"]) if tokenizer.padding \
             else self._pad_id(tokenizer)
         self.ids_tokenizer = ids_only(tokenizer, self.config.max_length)
-
-    def _graph_dim(self, model_file: Path) -> int:
-        """The width of the graph's ``embeddings`` output (batch, dim), fixed at export."""
-        dim = self.session.get_outputs()[0].shape[-1]
-        if not isinstance(dim, int):
-            raise ValueError(f"{model_file}: the embeddings output has no fixed width ({dim!r})")
-        return dim
 
     @staticmethod
     def _pad_id(tokenizer: Tokenizer) -> int:
@@ -69,16 +48,6 @@ class OnnxTeacher(TextEncoder[np.ndarray]):
 
     def format_text(self, text: str) -> str:
         return self.config.query_prefix + text
-
-    def _as_input(self, array: np.ndarray) -> np.ndarray:
-        return array
-
-    def _empty(self, rows: int) -> np.ndarray:
-        return np.empty((rows, self.dim), dtype=np.float32)
-
-    def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        (vectors,) = self.session.run(None, inputs)
-        return vectors
 
     def _overhead_tokens(self) -> int:
         return TEACHER_CPU_OVERHEAD_TOKENS

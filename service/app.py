@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flipkd.service.batching import QueueFull
 from flipkd.service.domain import DeadlineMissed, Domain, NoTeacher, ServiceUnavailable
-from flipkd.service.facade import EngineFactories, MatchingService, UnknownDomain, shared_students
+from flipkd.service.facade import EngineFactories, MatchingService, UnknownDomain, student_factory
 from flipkd.service.heap_trim import trim_periodically
 from flipkd.service.hot_routes import ErrorHandler, HotRoute, HotRoutes
 from flipkd.service.limits import BodySizeLimit, bound_texts
@@ -38,7 +38,7 @@ from flipkd.service.openai_embeddings import (
     requested_model,
     requested_texts,
 )
-from flipkd.service.runtime import runtime_info, student_dtype
+from flipkd.service.runtime import runtime_info
 from flipkd.service.schemas import (
     EmbedRequest,
     EmbedResponse,
@@ -125,7 +125,7 @@ def error_handlers(metrics: ServiceMetrics) -> dict[type[Exception], ErrorHandle
 
 def create_app(settings: Settings, factories: EngineFactories | None = None) -> BodySizeLimit:
     """The app for ``settings``; models start loading when the app starts."""
-    factories = factories or EngineFactories(student=shared_students(student_dtype(settings.student_dtype)))
+    factories = factories or EngineFactories(student=student_factory(settings))
     metrics = ServiceMetrics()
     service = MatchingService(settings, metrics)
 

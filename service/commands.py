@@ -1,4 +1,5 @@
-"""The serving side's ``flipkd`` subcommands: ``serve``, ``healthcheck`` and ``provision``.
+"""The serving side's ``flipkd`` subcommands: ``serve``, ``healthcheck``, ``provision`` and
+``export-student``.
 
 Registering them imports nothing heavy; ``healthcheck`` runs on the standard library and the settings
 alone (the container runs it every 30 s with a 5 s timeout).
@@ -15,6 +16,20 @@ def _provision(args: argparse.Namespace) -> None:
 
     for name, folder in provision_all(args.models or None).items():
         print(f"{name}\t{folder}")
+
+
+def _export_student(args: argparse.Namespace) -> None:
+    """Export each bundle's student graph (fp32 and int8) into the model cache, as the service would on
+    first use with FLIPKD_STUDENT_RUNTIME=onnx or onnx-int8; prints each folder and its export report."""
+    import json
+
+    from flipkd.models.bundle import bundle_folder, load_bundle
+    from flipkd.models.onnx_student import ensure_student_onnx
+
+    for name in args.bundle:
+        folder = ensure_student_onnx(load_bundle(bundle_folder(name)))
+        print(json.dumps({"bundle": name, "folder": str(folder),
+                          **json.loads((folder / "export.json").read_text())}))
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -44,7 +59,7 @@ def _healthcheck(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``provision``, ``serve`` and ``healthcheck`` to the ``flipkd`` parser."""
+    """Add ``provision``, ``serve``, ``healthcheck`` and ``export-student`` to the ``flipkd`` parser."""
     provision = commands.add_parser("provision", help="bring the default base models into $FLIPKD_HOME")
     provision.add_argument("models", nargs="*", help="default model names (all when omitted)")
     provision.set_defaults(run=_provision)
@@ -63,3 +78,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     healthcheck = commands.add_parser("healthcheck", help="exit 0 when the local server is alive")
     healthcheck.add_argument("--timeout", type=float, default=3.0)
     healthcheck.set_defaults(run=_healthcheck)
+
+    export = commands.add_parser("export-student", help="export bundles' students to ONNX (fp32, int8) into "
+                                 "$FLIPKD_HOME for FLIPKD_STUDENT_RUNTIME=onnx / onnx-int8")
+    export.add_argument("--bundle", action="append", required=True,
+                        help="a shipped bundle's name (atec, mqp) or a bundle folder; repeatable")
+    export.set_defaults(run=_export_student)

@@ -4,7 +4,8 @@ A text is tokenized once, on the event loop, the way the engine truncates it: it
 batcher queues and counts against its token budget, and what the engine runs (padded per sub-batch).
 Both return unit-length float32 embeddings (N, ``dim``). The student runs torch (CUDA when present; bf16
 where the hardware multiplies it natively, else fp32: :func:`~flipkd.service.runtime.student_dtype`) with
-early exit; the teacher runs onnxruntime with an explicit thread count.
+early exit, or onnxruntime (:class:`OnnxStudentEngine`); the teacher runs onnxruntime with an explicit
+thread count.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from flipkd.models.base_models import BaseModels
 from flipkd.models.bundle import Bundle
 from flipkd.models.lora_encoder import student_encoder
+from flipkd.models.onnx_student import OnnxStudent, ensure_student_onnx
 from flipkd.models.onnx_teacher import OnnxTeacher
 from flipkd.service.runtime import student_dtype
 
@@ -59,6 +61,24 @@ class StudentEngine:
 
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
         return self.encoder.embed_ids(ids, batch_size=len(ids)).numpy()
+
+
+class OnnxStudentEngine:
+    """The bundle's student as an onnxruntime graph (``int8``: quantized weights), exported into the
+    model cache on first use; same vectors as :class:`StudentEngine` in fp32 (parity-checked at export)."""
+
+    name = "student"
+
+    def __init__(self, bundle: Bundle, threads: int = 1, int8: bool = False) -> None:
+        self.encoder = OnnxStudent(ensure_student_onnx(bundle), threads, int8)
+        self.threshold = bundle.threshold
+        self.dim = self.encoder.dim
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.encoder.token_ids(texts)
+
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.encoder.embed_ids(ids, batch_size=len(ids))
 
 
 class TeacherEngine:

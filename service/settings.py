@@ -31,12 +31,15 @@ class Settings(BaseSettings):
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs it")
     # Cores used by the student = torch_threads x student_workers. On CPU, one single-threaded batch per
     # core served 16% more texts/s than one batch on all cores (2-core benchmark in docs/benchmarks.md).
-    torch_threads: int = Field(1, ge=1, description="torch threads per student batch")
+    torch_threads: int = Field(1, ge=1, description="threads per student batch (torch or onnxruntime)")
     student_workers: int = Field(2, ge=1, description="student batches run at once, each in its own thread")
     teacher_threads: int = Field(1, ge=1, description="onnxruntime threads of the teacher")
     student_dtype: StudentDtype = Field(
         "auto", description="the student's number format; auto: bfloat16 on a GPU or on a CPU with "
                             "AVX512-BF16 or AMX, else float32 (emulated bf16 is ~5x slower)")
+    student_runtime: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch", description="torch, or onnxruntime on CPU with the bundle's student graph (fp32, or int8 "
+                             "weights), exported into the model cache on first use")
 
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body (413 above it)")
     max_texts: int = Field(256, ge=1, description="texts (or pairs) per request")

@@ -96,6 +96,42 @@ def test_early_exit_skips_upper_layers_and_lm_head(smollm_dir):
 
 
 @pytest.mark.slow
+def test_pass_stops_inside_the_deepest_layer_once_its_lora_outputs_are_read(student):
+    """Layer 29's attention output and MLP change nothing read: they never run, in serving or training,
+    while layer 20 (read, below) runs whole; gradients still reach every LoRA matrix."""
+    calls: dict[str, int] = {"o_proj 29": 0, "mlp 29": 0, "mlp 20": 0}
+    layers = student.body.layers
+    handles = [module.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+               for name, module in (("o_proj 29", layers[29].self_attn.o_proj), ("mlp 29", layers[29].mlp),
+                                    ("mlp 20", layers[20].mlp))]
+    batch = student.tokenize(TEXTS)
+    try:
+        with torch.inference_mode():
+            student(**batch)
+        student.train()
+        for name, parameter in student.peft.named_parameters():
+            parameter.requires_grad_("lora_" in name)
+        hidden = student.frozen_hidden(**batch)
+        student.encode_hidden(hidden, batch["attention_mask"]).sum().backward()
+        grads = {name: parameter.grad for name, parameter in student.peft.named_parameters()
+                 if "lora_" in name}
+    finally:
+        for handle in handles:
+            handle.remove()
+        student.peft.zero_grad(set_to_none=True)
+        for parameter in student.peft.parameters():
+            parameter.requires_grad_(False)
+        student.eval()
+    assert calls == {"o_proj 29": 0, "mlp 29": 0, "mlp 20": 2}
+    lora_a_read = [name for name in grads if "lora_A" in name]
+    assert lora_a_read
+    assert all(grads[name] is not None and grads[name].abs().sum() > 0 for name in lora_a_read)
+    # layer 20's B shapes what layer 29 reads; layer 29's B feeds nothing read, so it gets no gradient
+    assert all(grads[name] is not None for name in grads if "lora_B" in name and ".20." in name)
+    assert all(grads[name] is None for name in grads if "lora_B" in name and ".29." in name)
+
+
+@pytest.mark.slow
 def test_saved_adapter_reloads_to_the_same_embeddings(smollm_dir, student, tmp_path):
     student.save_adapter(tmp_path)
     assert (tmp_path / "adapter_config.json").is_file() and (tmp_path / "adapter_model.safetensors").is_file()

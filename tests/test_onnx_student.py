@@ -1,0 +1,105 @@
+"""The student exported to onnxruntime: parity with torch, int8, the model cache, the service running it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from flipkd.models.bundle import load_bundle
+from flipkd.models.lora_encoder import student_encoder
+from flipkd.models.onnx_student import (
+    INT8_FILE,
+    ONNX_FILE,
+    OnnxStudent,
+    ensure_student_onnx,
+    student_cache_dir,
+)
+from flipkd.service.server import free_port, running_server
+from flipkd.service.settings import Settings
+
+from .conftest import THREADS
+
+pytestmark = pytest.mark.slow  # the suite's SmolLM2 bundle
+
+TEXTS = ["Can I drink alcohol on antibiotics?", "a", "How long does a fever last in adults with the flu?",
+         "花呗怎么还款", "Is it safe to take ibuprofen and paracetamol together for a bad headache at night?"]
+
+
+@pytest.fixture(scope="module")
+def exported(student_bundle, tmp_path_factory) -> tuple[Path, Path]:
+    """(model cache home, exported folder) of the suite's bundle."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLIPKD_HOME", str(home))
+        folder = ensure_student_onnx(load_bundle(student_bundle))
+    return home, folder
+
+
+def test_export_is_cached_by_bundle_and_reused(exported, student_bundle, monkeypatch):
+    home, folder = exported
+    monkeypatch.setenv("FLIPKD_HOME", str(home))
+    bundle = load_bundle(student_bundle)
+    assert folder == student_cache_dir(bundle) and folder.parent == home / "students"
+    names = {path.name for path in folder.iterdir()}
+    assert {ONNX_FILE, INT8_FILE, "tokenizer.json", "student.json", "export.json"} <= names
+    report = json.loads((folder / "export.json").read_text())
+    assert report["fp32_max_abs_gap"] <= 1e-4
+    stamp = (folder / ONNX_FILE).stat().st_mtime_ns
+    assert ensure_student_onnx(bundle) == folder and (folder / ONNX_FILE).stat().st_mtime_ns == stamp
+
+
+def test_fp32_graph_embeds_like_torch_and_int8_close_to_it(exported, student_bundle):
+    _, folder = exported
+    reference = student_encoder(load_bundle(student_bundle), torch.float32, "cpu")
+    with torch.inference_mode():
+        expected = reference.embed(TEXTS, batch_size=len(TEXTS)).numpy()
+    for batch_size in (1, 2, len(TEXTS)):
+        fp32 = OnnxStudent(folder, THREADS).embed(TEXTS, batch_size=batch_size)
+        np.testing.assert_allclose(fp32, expected, atol=1e-4)
+    int8 = OnnxStudent(folder, THREADS, int8=True).embed(TEXTS, batch_size=len(TEXTS))
+    assert int8.shape == expected.shape
+    cosines = (int8 * expected).sum(axis=1)
+    assert cosines.min() > 0.95, cosines
+    assert not np.allclose(int8, expected, atol=1e-4)  # it did quantize
+
+
+def test_runtime_imports_no_torch(exported):
+    code = ("import sys; from flipkd.models.onnx_student import OnnxStudent; "
+            f"OnnxStudent({str(exported[1])!r}).embed(['a text']); assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "onnx-int8"])
+def test_service_serves_the_exported_student(exported, student_bundle, exported_teacher, monkeypatch,
+                                             runtime):
+    home, folder = exported
+    monkeypatch.setenv("FLIPKD_HOME", str(home))
+    settings = Settings(bundles=[str(student_bundle)], teacher=exported_teacher, port=free_port(),
+                        torch_threads=THREADS, student_runtime=runtime)
+    expected = OnnxStudent(folder, THREADS, int8=runtime == "onnx-int8").embed(TEXTS[:3])
+    with running_server(settings) as base:
+        vectors = httpx.post(f"{base}/embed", json={"texts": TEXTS[:3]}, timeout=60).json()["embeddings"]
+        match = httpx.post(f"{base}/match", json={"pair": {"text_a": TEXTS[0], "text_b": TEXTS[2]}},
+                           timeout=60).json()
+    np.testing.assert_allclose(np.array(vectors), expected, atol=1e-5)
+    assert match["served_by"] == "student" and len(match["results"]) == 1
+    assert match["threshold"] == load_bundle(student_bundle).threshold
+
+
+def test_export_student_command_reports_the_cached_export(exported, student_bundle, monkeypatch):
+    home, folder = exported
+    monkeypatch.setenv("FLIPKD_HOME", str(home))
+    done = subprocess.run([sys.executable, "-m", "flipkd", "export-student", "--bundle", str(student_bundle)],
+                          check=True, capture_output=True, text=True)
+    report = json.loads(done.stdout)
+    assert report["folder"] == str(folder) and report["fp32_max_abs_gap"] <= 1e-4
+    missing = subprocess.run([sys.executable, "-m", "flipkd", "export-student", "--bundle", "no-such-bundle"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "no-such-bundle" in missing.stderr
