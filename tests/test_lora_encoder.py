@@ -78,6 +78,28 @@ def test_two_stage_training_pass_equals_the_one_pass_forward(student):
 
 
 @pytest.mark.slow
+def test_training_pairs_in_length_groups_score_as_one_padded_batch_with_less_padding(student):
+    """The training step embeds its texts in sub-batches of similar length: same cosines, fewer positions."""
+    from flipkd.training.distill import PairCosine
+    from flipkd.training.hidden_cache import HiddenCache
+
+    long = [f"question {i}: does {'a long list of medicines ' * 3}interact" for i in range(12)]
+    short = [f"q{i}" for i in range(12)]
+    texts = [*long[:6], *short[:6], *short[6:], *long[6:]]  # pairs (long, short) and (short, long)
+    cache = HiddenCache(student)
+    groups = cache.groups(texts)
+    assert len(groups) > 1
+    assert sorted(torch.cat([rows for rows, _, _ in groups]).tolist()) == list(range(len(texts)))
+    hidden, mask = cache.batch(texts)
+    assert sum(group_mask.numel() for _, _, group_mask in groups) < mask.numel()
+    with torch.inference_mode():
+        grouped = PairCosine(student)(groups)
+        z = student.encode_hidden(hidden, mask)
+    half = len(texts) // 2
+    torch.testing.assert_close(grouped, (z[:half] * z[half:]).sum(dim=-1), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.slow
 def test_threads_embedding_at_once_get_their_own_results(student):
     texts = [f"question number {i} about {'card ' * (i % 5)}fees" for i in range(24)]
     groups = [texts[i::4] for i in range(4)]

@@ -71,14 +71,17 @@ def pair_loss(config: LossConfig, s: torch.Tensor, y: torch.Tensor, t: torch.Ten
 
 
 class PairCosine(nn.Module):
-    """(hidden, mask) of 2B texts [a_1..a_B, b_1..b_B] -> cos(z_a, z_b) (B,). The module DDP wraps."""
+    """2B texts [a_1..a_B, b_1..b_B] as :meth:`HiddenCache.groups` sub-batches (rows, hidden, mask) ->
+    cos(z_a, z_b) (B,). The module DDP wraps."""
 
     def __init__(self, student: LoraEncoder) -> None:
         super().__init__()
         self.student = student
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        z = self.student.encode_hidden(hidden, mask)
+    def forward(self, groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        rows = torch.cat([group_rows for group_rows, _, _ in groups])
+        z = torch.cat([self.student.encode_hidden(hidden, mask) for _, hidden, mask in groups])
+        z = z[torch.argsort(rows)]
         half = z.shape[0] // 2
         return (z[:half] * z[half:]).sum(dim=-1)
 
@@ -234,8 +237,8 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
                     unlabelled = transfer_order[np.arange(micro * size, (micro + 1) * size) % len(transfer)]
                     texts_a += [transfer.texts[i] for i in transfer.a[unlabelled]]
                     texts_b += [transfer.texts[i] for i in transfer.b[unlabelled]]
-                hidden, mask = cache.batch(texts_a + texts_b)
-                s = scorer(hidden, mask)
+                groups = cache.groups(texts_a + texts_b)
+                s = scorer(groups)
                 labelled = s[:len(batch)]
                 y = torch.tensor(data.labels[batch], device=s.device)
                 t = torch.tensor(data.teacher[batch], device=s.device, dtype=s.dtype)
@@ -246,7 +249,7 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
                 loss = loss / config.train.grad_accum
                 loss.backward()
                 step_loss += loss.item()
-                state["tokens"] += int(mask.sum()) * world
+                state["tokens"] += sum(int(mask.sum()) for _, _, mask in groups) * world
             torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
             optimizer.step()
             scheduler.step()

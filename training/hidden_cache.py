@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from flipkd.models.lora_encoder import LoraEncoder
+from flipkd.models.padding import padding_aware_batches
 
 
 class HiddenCache:
@@ -29,16 +30,29 @@ class HiddenCache:
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         return [hidden[row, :length].cpu() for row, length in enumerate(lengths)]
 
+    def _sequences(self, texts: Sequence[str]) -> list[torch.Tensor]:
+        """Each text's unpadded (T_i, D) states, computing the missing ones (kept when enabled)."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._store))
+        computed = dict(zip(missing, self._compute(missing), strict=True)) if missing else {}
+        if self.enabled:
+            self._store.update(computed)
+        return [computed[t] if t in computed else self._store[t] for t in texts]
+
     def batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(hidden (B, T, D) in the student's dtype and device, attention mask (B, T)) for ``texts``."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._store))
-        if missing:
-            rows = dict(zip(missing, self._compute(missing), strict=True))
-            if not self.enabled:
-                sequences = [rows[t] for t in texts]
-                return self._pad(sequences)
-            self._store.update(rows)
-        return self._pad([self._store[t] for t in texts])
+        return self._pad(self._sequences(texts))
+
+    def groups(self, texts: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """``texts`` split into sub-batches of similar length that waste little work on padding
+        (:func:`~flipkd.models.padding.padding_aware_batches` at the student's per-forward overhead; one
+        length-sorted batch where padding is cheap, as on a GPU): (rows into ``texts``, hidden, mask) each.
+        A row's states are the same in any sub-batch (right padding, causal attention)."""
+        sequences = self._sequences(texts)
+        overhead = self.student._overhead_tokens()
+        split = padding_aware_batches([len(sequence) for sequence in sequences], len(texts), overhead)
+        device = self.student.device
+        return [(torch.tensor(rows, device=device), *self._pad([sequences[r] for r in rows]))
+                for rows in split]
 
     def _pad(self, sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         longest = max(len(s) for s in sequences)
