@@ -24,25 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from whole_layer import WholeDeepestLayer
 
 from flipkd.models.bundle import bundle_folder, load_bundle
-from flipkd.models.lora_encoder import LoraEncoder, student_encoder
+from flipkd.models.lora_encoder import student_encoder
 from flipkd.models.onnx_student import INT8_FILE, ONNX_FILE, OnnxStudent, ensure_student_onnx
 from flipkd.models.provision import resolve_model
 from flipkd.models.similarity import pair_cosines
 from flipkd.models.text_encoder import TextEncoder
 from flipkd.training.data import load_pairs
 from flipkd.training.metrics import classification_metrics
-
-
-class WholeDeepestLayer(LoraEncoder):
-    """The student without the in-layer exit: the deepest read layer's attention output and MLP run too."""
-
-    def _capture_hook(self, key):
-        def hook(_module, _inputs, output) -> None:
-            self._captured()[key] = output
-
-        return hook
 
 
 def texts_per_second(encoder: TextEncoder, texts: list[str], batch_size: int) -> float:
