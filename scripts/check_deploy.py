@@ -32,6 +32,7 @@ SCENARIOS: dict[str, dict] = {
     "autoscaling": {"autoscaling": {"enabled": True}},
     "autoscaling-queue-depth": {"autoscaling": {"enabled": True, "queueDepth": {"enabled": True}}},
     "servicemonitor": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+    "onnx-student": {"settings": {"FLIPKD_STUDENT_RUNTIME": "onnx-int8"}, "bundles": ["atec", "mqp"]},
     "everything": {"gpu": {"enabled": True}, "autoscaling": {"enabled": True},
                    "serviceMonitor": {"enabled": True}, "teacher": {"build": True},
                    "apiKey": {"existingSecret": "flipkd-api-key"}, "bundles": ["/bundles/mqp", "atec"],

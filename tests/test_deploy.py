@@ -65,6 +65,21 @@ def test_gpu_autoscaling_and_monitoring_values_take_effect():
     assert any(o["kind"] == "ServiceMonitor" for o in objects)
 
 
+def test_an_onnx_student_is_exported_into_the_cache_before_the_server_starts():
+    def init_containers(values: dict) -> dict[str, dict]:
+        deployment = next(o for o in render(values) if o["kind"] == "Deployment")
+        return {c["name"]: c for c in deployment["spec"]["template"]["spec"].get("initContainers", [])}
+
+    assert "export-student" not in init_containers({})
+    onnx = {"settings": {"FLIPKD_STUDENT_RUNTIME": "onnx-int8"}, "bundles": ["atec", "/models/bundles/faq"]}
+    export = init_containers(onnx)["export-student"]
+    assert export["command"] == ["flipkd", "export-student", "--bundle", "atec",
+                                 "--bundle", "/models/bundles/faq"]
+    assert {"name": "models", "mountPath": "/var/lib/flipkd"} in export["volumeMounts"]
+    default_bundle = init_containers({"settings": {"FLIPKD_STUDENT_RUNTIME": "onnx"}})["export-student"]
+    assert default_bundle["command"][2:] == ["--bundle", "atec"]
+
+
 @pytest.mark.parametrize("values, message", [
     ({"replicaCount": "three"}, "replicaCount"),            # refused by values.schema.json
     ({"resources": {"limits": {"cpu": "two"}}}, "cpu"),     # refused by values.schema.json
