@@ -4,7 +4,7 @@ An exported student folder (:mod:`flipkd.models.student_export`) holds ``student
 ``input_ids``, ``attention_mask``: int64 (batch, length); output ``embeddings``: float32 (batch, dim), unit
 length), optionally ``student-int8.onnx``, the truncating ``tokenizer.json`` and ``student.json``
 (``bundle_sha256``, ``template``, ``max_length``, ``pad_id``, ``dim``).
-A bundle's export lives in the model cache at ``$FLIPKD_HOME/students/<first 16 hex of bundle_key>``:
+A bundle's export lives in the model cache at ``$FLIPKD_HOME/students/<first 16 hex of bundle_key>-<format>``:
 :func:`ensure_student_onnx` exports and checks it there on first use (torch needed then only), in a
 temporary folder renamed into place, and reuses it afterwards.
 """
@@ -28,6 +28,7 @@ ONNX_FILE = "student.onnx"
 INT8_FILE = "student-int8.onnx"
 STUDENT_CONFIG = "student.json"
 KEY_LENGTH = 16
+EXPORT_FORMAT = 2  # raise when the exported graph or its quantization changes
 
 
 def bundle_key(folder: Path) -> str:
@@ -57,7 +58,8 @@ class OnnxStudent(OnnxEncoder):
 
 
 def student_cache_dir(bundle: Bundle) -> Path:
-    return flipkd_home() / "students" / bundle_key(bundle.folder)[:KEY_LENGTH]
+    """``<first 16 hex of bundle_key>-<EXPORT_FORMAT>``: a new export recipe never reuses an old graph."""
+    return flipkd_home() / "students" / f"{bundle_key(bundle.folder)[:KEY_LENGTH]}-{EXPORT_FORMAT}"
 
 
 def ensure_student_onnx(bundle: Bundle) -> Path:
