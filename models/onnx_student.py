@@ -3,7 +3,7 @@
 An exported student folder (:mod:`flipkd.models.student_export`) holds ``student.onnx`` (inputs
 ``input_ids``, ``attention_mask``: int64 (batch, length); output ``embeddings``: float32 (batch, dim), unit
 length), optionally ``student-int8.onnx``, the truncating ``tokenizer.json`` and ``student.json``
-(``bundle_sha256``, ``template``, ``max_length``, ``pad_id``, ``dim``).
+(``bundle_sha256``, ``encoder``: the bundle's encoder spec, ``pad_id``, ``dim``).
 A bundle's export lives in the model cache at ``$FLIPKD_HOME/students/<first 16 hex of bundle_key>-<format>``:
 :func:`ensure_student_onnx` exports and checks it there on first use (torch needed then only), in a
 temporary folder renamed into place, and reuses it afterwards.
@@ -18,6 +18,7 @@ from tokenizers import Tokenizer
 
 from flipkd.models.atomic_dir import build_atomically
 from flipkd.models.bundle import MANIFEST, Bundle
+from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.models.hashing import sha256_file
 from flipkd.models.home import flipkd_home
 from flipkd.models.onnx_encoder import OnnxEncoder
@@ -28,7 +29,7 @@ ONNX_FILE = "student.onnx"
 INT8_FILE = "student-int8.onnx"
 STUDENT_CONFIG = "student.json"
 KEY_LENGTH = 16
-EXPORT_FORMAT = 2  # raise when the exported graph or its quantization changes
+EXPORT_FORMAT = 3  # raise when the exported graph or its quantization changes
 
 
 def bundle_key(folder: Path) -> str:
@@ -43,15 +44,15 @@ class OnnxStudent(OnnxEncoder):
 
     def __init__(self, folder: Path, threads: int = 1, int8: bool = False) -> None:
         folder = Path(folder)
-        self.config = json.loads((folder / STUDENT_CONFIG).read_text())
-        model_file = folder / (INT8_FILE if int8 else ONNX_FILE)
-        super().__init__(model_file, threads)
-        self.pad_id = self.config["pad_id"]
-        self.ids_tokenizer = ids_only(Tokenizer.from_file(str(folder / "tokenizer.json")),
-                                      self.config["max_length"])
+        config = json.loads((folder / STUDENT_CONFIG).read_text())
+        self.spec = EncoderSpec.from_json(config["encoder"])
+        super().__init__(folder / (INT8_FILE if int8 else ONNX_FILE), threads)
+        self.pad_id = config["pad_id"]
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.ids_tokenizer = ids_only(tokenizer, self.spec.max_length)
 
     def format_text(self, text: str) -> str:
-        return self.config["template"].format(text=text)
+        return self.spec.format(text)
 
     def _overhead_tokens(self) -> int:
         return STUDENT_CPU_OVERHEAD_TOKENS

@@ -62,27 +62,18 @@ class StudentGraph(nn.Module):
         return self.encoder.read_pass(run, attention_mask)
 
 
-def _parity_texts() -> list[str]:
-    return [text for pair in PARITY_SAMPLE for text in pair]
-
-
-def parity_gap(reference: LoraEncoder, exported: OnnxStudent) -> float:
-    """max |e_torch - e_onnx| over the parity texts' unit embeddings, embedded all in one padded batch and
-    one by one (lengths down to one token); ExportCheckFailed beyond PARITY_TOLERANCE."""
-    texts = _parity_texts()
-    with torch.inference_mode():
-        expected = reference.embed(texts, batch_size=len(texts)).numpy()
+def parity_gap(expected: np.ndarray, exported: OnnxStudent, texts: list[str]) -> float:
+    """max |e_torch - e_onnx| over ``texts``' unit embeddings (``expected``: torch's), the graph's embedded
+    all in one padded batch and one by one (lengths down to one token)."""
     together = exported.embed(texts, batch_size=len(texts))
     alone = np.concatenate([exported.embed([text], batch_size=1) for text in texts])
-    gap = float(max(np.abs(expected - together).max(), np.abs(expected - alone).max()))
-    if gap > PARITY_TOLERANCE:
-        raise ExportCheckFailed(f"fp32 ONNX student differs from torch by {gap:.2e} > {PARITY_TOLERANCE}")
-    return gap
+    return float(max(np.abs(expected - together).max(), np.abs(expected - alone).max()))
 
 
 def export_student(bundle: Bundle, out_dir: Path, int8: bool = True) -> dict:
-    """Write the fp32 graph (and the int8 one), tokenizer and ``student.json`` to ``out_dir``; check fp32
-    parity. Returns ``{"parity_texts", "fp32_max_abs_gap", "int8_max_abs_gap"}``."""
+    """Write the fp32 graph (and the int8 one), tokenizer and ``student.json`` to ``out_dir``; raise
+    ExportCheckFailed when the fp32 graph's :func:`parity_gap` is over PARITY_TOLERANCE. Returns
+    ``{"parity_texts", "fp32_max_abs_gap", "int8_max_abs_gap"}``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder = student_encoder(bundle, torch.float32, "cpu")
@@ -96,18 +87,18 @@ def export_student(bundle: Bundle, out_dir: Path, int8: bool = True) -> dict:
             opset_version=17, dynamo=False)
     encoder.ids_tokenizer.save(str(out_dir / "tokenizer.json"))
     config = {"bundle_sha256": bundle_key(bundle.folder), "base_model": bundle.base_model,
-              "template": encoder.spec.template, "max_length": encoder.spec.max_length,
-              "pad_id": encoder.pad_id, "dim": encoder.dim}
+              "encoder": encoder.spec.to_json(), "pad_id": encoder.pad_id, "dim": encoder.dim}
     (out_dir / STUDENT_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-    report = {"parity_texts": len(_parity_texts()),
-              "fp32_max_abs_gap": parity_gap(encoder, OnnxStudent(out_dir))}
+    texts = [text for pair in PARITY_SAMPLE for text in pair]
+    with torch.inference_mode():
+        expected = encoder.embed(texts, batch_size=len(texts)).numpy()
+    gap = parity_gap(expected, OnnxStudent(out_dir), texts)
+    if gap > PARITY_TOLERANCE:
+        raise ExportCheckFailed(f"fp32 ONNX student differs from torch by {gap:.2e} > {PARITY_TOLERANCE}")
+    report = {"parity_texts": len(texts), "fp32_max_abs_gap": gap}
     if int8:
         quantize_int8(out_dir / ONNX_FILE, out_dir / INT8_FILE)
-        texts = _parity_texts()
-        with torch.inference_mode():
-            expected = encoder.embed(texts, batch_size=len(texts)).numpy()
-        quantized = OnnxStudent(out_dir, int8=True).embed(texts, batch_size=len(texts))
-        report["int8_max_abs_gap"] = float(np.abs(expected - quantized).max())
+        report["int8_max_abs_gap"] = parity_gap(expected, OnnxStudent(out_dir, int8=True), texts)
     return report
 
 
