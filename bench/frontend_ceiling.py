@@ -11,7 +11,8 @@ after a warm-up; every text is new, so each one goes through the batcher. The se
 the event loop (HTTP, validation, routing, batching, metrics, JSON): its CPU seconds per request, read
 from ``/proc/PID/task/PID/stat``, are the primary figure, since they hold when other jobs share the cores;
 requests/s are secondary (lower bounds on a shared machine). Medians over rounds, each round listed.
-Writes ``bench/results/frontend_ceiling/<name>.json``.
+``--frontends N`` serves through the front-end supervisor with N worker processes: the CPU figures are
+then the sums over the workers. Writes ``bench/results/frontend_ceiling/<name>.json``.
 """
 
 from __future__ import annotations
@@ -82,18 +83,32 @@ async def closed_loop(url: str, bodies: list[bytes], concurrency: int, progress:
     return {"wall_s": wall, "statuses": dict(statuses), "p50_ms": 1000 * float(np.median(latencies))}
 
 
-def main_thread_seconds(seconds: dict[tuple[int, str], float], pid: int) -> float:
-    """The CPU seconds of process ``pid``'s main thread in a :func:`thread_cpu_seconds` reading."""
-    return next(cpu for (tid, _), cpu in seconds.items() if tid == pid)
+def cpu_seconds(pids: list[int]) -> tuple[float, float]:
+    """CPU seconds so far of the main threads of ``pids`` and of all their threads, each summed."""
+    readings = {pid: thread_cpu_seconds(pid) for pid in pids}
+    main = sum(next(cpu for (tid, _), cpu in threads.items() if tid == pid)
+               for pid, threads in readings.items())
+    return main, sum(sum(threads.values()) for threads in readings.values())
 
 
-def measured_round(url: str, bodies: list[bytes], concurrency: int, pid: int, progress: tqdm) -> dict:
-    """One closed loop with the server's CPU seconds around it: its main thread's and all threads'."""
-    before = thread_cpu_seconds(pid)
+def server_pids(pid: int, frontends: int) -> list[int]:
+    """The serving processes: ``pid`` itself, or the front-end workers its supervisor started."""
+    if frontends == 1:
+        return [pid]
+    children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    workers = [child for child in children
+               if "resource_tracker" not in Path(f"/proc/{child}/cmdline").read_text()]
+    if len(workers) != frontends:
+        raise RuntimeError(f"expected {frontends} front-end workers under {pid}, found {workers}")
+    return workers
+
+
+def measured_round(url: str, bodies: list[bytes], concurrency: int, pids: list[int], progress: tqdm) -> dict:
+    """One closed loop with the server's CPU seconds around it: its main threads' and all threads'."""
+    loop_before, process_before = cpu_seconds(pids)
     load = asyncio.run(closed_loop(url, bodies, concurrency, progress))
-    after = thread_cpu_seconds(pid)
-    loop_s = main_thread_seconds(after, pid) - main_thread_seconds(before, pid)
-    process_s = sum(after.values()) - sum(before.values())
+    loop_after, process_after = cpu_seconds(pids)
+    loop_s, process_s = loop_after - loop_before, process_after - process_before
     if set(load["statuses"]) != {200}:
         raise RuntimeError(f"{url} answered {load['statuses']}")
     return {"requests": len(bodies), "requests_per_s": len(bodies) / load["wall_s"],
@@ -107,7 +122,7 @@ def encoded(make: Callable[[int], dict], start: int, count: int) -> list[bytes]:
     return [json.dumps(make(i), ensure_ascii=False).encode() for i in range(start, start + count)]
 
 
-def endpoint_rows(base: str, pid: int, args: argparse.Namespace) -> dict[str, dict]:
+def endpoint_rows(base: str, pids: list[int], args: argparse.Namespace) -> dict[str, dict]:
     """Per endpoint: a warm-up, then ``args.rounds`` measured rounds and their medians."""
     rows, sent = {}, 0
     total = len(args.endpoints) * (args.warm_up + args.rounds * args.requests)
@@ -121,7 +136,7 @@ def endpoint_rows(base: str, pid: int, args: argparse.Namespace) -> dict[str, di
             rounds = []
             for _ in range(args.rounds):
                 bodies = encoded(make, sent, args.requests)
-                rounds.append(measured_round(base + path, bodies, args.concurrency, pid, progress))
+                rounds.append(measured_round(base + path, bodies, args.concurrency, pids, progress))
                 sent += args.requests
             medians = {key: float(np.median([r[key] for r in rounds])) for key in
                        ("event_loop_cpu_ms_per_request", "process_cpu_ms_per_request", "requests_per_s",
@@ -146,15 +161,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warm-up", type=int, default=300, help="requests per endpoint before measuring")
     parser.add_argument("--endpoints", nargs="+", choices=list(ENDPOINTS), default=list(ENDPOINTS))
+    parser.add_argument("--frontends", type=int, default=1, help="front-end worker processes")
     parser.add_argument("--note", default="", help="what else ran on the machine")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     # the teacher folder is never read: the instant factories stand in for it
-    settings = Settings(api_key=API_KEY, teacher=Path("instant-teacher"), port=free_port())
+    settings = Settings(api_key=API_KEY, teacher=Path("instant-teacher"), port=free_port(),
+                        frontends=args.frontends)
     with instant_server_process(settings, DIM) as (base, process):
-        rows = endpoint_rows(base, process.pid, args)
+        rows = endpoint_rows(base, server_pids(process.pid, args.frontends), args)
     result = {"command": shlex.join([Path(sys.executable).name, *sys.argv]),
               "machine": machine_note(args.note), "service_code": str(Path(flipkd.service.__file__).parent),
+              "frontends": args.frontends,
               "concurrency": args.concurrency, "requests_per_round": args.requests, "rounds": args.rounds,
               "embedding_dim": DIM, "endpoints": rows}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -3,13 +3,16 @@
 :class:`InstantEngine` follows the service's engine interface (``flipkd.service.engines.Engine``): a
 text's token ids are its UTF-8 bytes (at most ``max_length``), and every text gets the same unit vector of
 ``dim`` floats, so no model time and next to no tokenizing time is spent. ``instant_server_process`` runs
-the real app under uvicorn with such engines as a child process (its main thread is the event loop).
+the real app under uvicorn with such engines as a child process (its main thread is the event loop), or
+with ``settings.frontends`` > 1 the real front-end supervisor over that many such servers.
 Benchmarks import this module from bench/; tests load it with ``monkeypatch.syspath_prepend``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
@@ -18,9 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from flipkd.models.bundle import Bundle
+from flipkd.service.app import create_app
 from flipkd.service.facade import EngineFactories
-from flipkd.service.server import build_server, wait_ready
+from flipkd.service.server import build_server, serve_frontends, wait_ready
 from flipkd.service.settings import Settings
+
+DIM_VARIABLE = "INSTANT_ENGINE_DIM"
 
 
 class InstantEngine:
@@ -52,9 +58,20 @@ def instant_factories(dim: int) -> EngineFactories:
     return EngineFactories(student=student, teacher=teacher)
 
 
+def instant_app():
+    """The app for ``Settings()`` with instant engines of ``$INSTANT_ENGINE_DIM`` floats (the entry point
+    of each front-end worker)."""
+    return create_app(Settings(), instant_factories(int(os.environ[DIM_VARIABLE])))
+
+
 def serve_instant(settings: Settings, dim: int) -> None:
     """Serve the app for ``settings`` with instant engines until SIGTERM (a child process's target)."""
-    build_server(settings, instant_factories(dim)).run()
+    if settings.frontends > 1:
+        os.environ[DIM_VARIABLE] = str(dim)
+        sys.stdin = None  # uvicorn passes stdin's descriptor to its workers; a spawned child has none to pass
+        serve_frontends(settings, "instant_engine:instant_app")
+    else:
+        build_server(settings, instant_factories(dim)).run()
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from flipkd.service.batching import QueueFull
 from flipkd.service.domain import DeadlineMissed, Domain, NoTeacher, ServiceUnavailable
@@ -51,6 +51,7 @@ from flipkd.service.schemas import (
 from flipkd.service.settings import Settings
 
 RETRY_AFTER_S = 1
+QUEUE_DEPTH_INTERVAL_S = 1.0  # with several front ends, how stale a scraped queue depth may be
 
 
 def new_request_id() -> str:
@@ -123,6 +124,13 @@ def error_handlers(metrics: ServiceMetrics) -> dict[type[Exception], ErrorHandle
             NoTeacher: not_found}
 
 
+async def record_queue_depths_every(service: MatchingService, interval_s: float) -> None:
+    """Update ``flipkd_queue_depth`` every ``interval_s`` seconds until cancelled."""
+    while True:
+        service.record_queue_depths()
+        await asyncio.sleep(interval_s)
+
+
 def create_app(settings: Settings, factories: EngineFactories | None = None) -> BodySizeLimit:
     """The app for ``settings``; models start loading when the app starts."""
     factories = factories or EngineFactories(student=student_factory(settings))
@@ -131,13 +139,15 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
-        loader = asyncio.create_task(service.load(factories))
-        trimmer = (asyncio.create_task(trim_periodically(settings.heap_trim_interval_s, metrics.heap_trim))
-                   if settings.heap_trim_interval_s > 0 else None)
+        tasks = [asyncio.create_task(service.load(factories))]
+        if settings.heap_trim_interval_s > 0:
+            trimming = trim_periodically(settings.heap_trim_interval_s, metrics.heap_trim)
+            tasks.append(asyncio.create_task(trimming))
+        if metrics.multiprocess:  # a scrape reaches one front end: the others keep their depths current
+            tasks.append(asyncio.create_task(record_queue_depths_every(service, QUEUE_DEPTH_INTERVAL_S)))
         yield
-        loader.cancel()
-        if trimmer is not None:
-            trimmer.cancel()
+        for task in tasks:
+            task.cancel()
         await service.stop()
 
     handlers = error_handlers(metrics)
@@ -189,7 +199,7 @@ def create_app(settings: Settings, factories: EngineFactories | None = None) -> 
     @app.get("/metrics", tags=["operations"])
     async def metrics_route() -> Response:
         service.record_queue_depths()
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/info", tags=["operations"])
     async def info() -> dict:

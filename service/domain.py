@@ -138,6 +138,8 @@ class Domain:
         event loop; an adapter teacher is first exported to ONNX (once per machine: minutes). A student
         failure is kept in ``load_errors``; the teacher is retried until it attaches."""
         settings, bundle, folder = self.settings, self.bundle, self.teacher_folder
+        for engine in ("student", *(["teacher"] if folder is not None else [])):
+            self.metrics.series(self.metrics.ready, self.name, engine).set(0)
 
         async def student() -> None:
             try:

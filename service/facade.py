@@ -88,10 +88,10 @@ class MatchingService:
             bundle = load_bundle(folder)
             teacher = bundle.teacher_source(settings.teacher if index == 0 else None)
             self.domains[name] = Domain(name, bundle, teacher, settings, metrics, self._shadow_log, slots)
-            metrics.model_info.labels(domain=name).info({
-                "bundle": str(bundle.folder), "base_model": bundle.base_model,
-                "encoder": json.dumps(bundle.manifest["encoder"], sort_keys=True),
-                "threshold": f"{bundle.threshold:.6f}", "teacher": str(teacher or "")})
+            metrics.model_info.labels(
+                domain=name, bundle=str(bundle.folder), base_model=bundle.base_model,
+                encoder=json.dumps(bundle.manifest["encoder"], sort_keys=True),
+                threshold=f"{bundle.threshold:.6f}", teacher=str(teacher or "")).set(1)
         self.default = self.domains[names[0]]
 
     def domain(self, name: str | None) -> Domain:

@@ -7,12 +7,29 @@ One :class:`ServiceMetrics` per app, on its own registry, so several apps (tests
 registry also carries prometheus-client's standard ``process_*`` metrics (resident memory, CPU seconds,
 open files) of the serving process. Hot paths reach a labelled series through :meth:`ServiceMetrics.series`,
 which looks each one up once.
+
+Several front-end processes (``frontends`` > 1) share one exposition through prometheus-client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by the supervisor before it starts them): every
+process writes its series to files there and each scrape, whichever process answers it, sums counters
+and histograms over all of them, live and dead; the queue depth is summed and readiness is the minimum
+over live processes. The ``process_*`` metrics are left out in that mode (they would describe only the
+process that answered).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The shared metrics folder of a multi-process server, None in a single process."""
+    return os.environ.get(MULTIPROCESS_DIR_VARIABLE)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -37,7 +54,7 @@ class ServiceMetrics:
         self.inference = Histogram("flipkd_inference_seconds", "model time per batch", ["domain", "engine"],
                                    buckets=LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("flipkd_queue_depth", "texts waiting to be batched", ["domain", "engine"],
-                                 registry=r)
+                                 registry=r, multiprocess_mode="livesum")
         self.texts = Counter("flipkd_texts_embedded", "texts embedded by a model", ["domain", "engine"],
                              registry=r)
         self.cache = Counter("flipkd_cache_lookups", "embedding cache lookups",
@@ -54,11 +71,15 @@ class ServiceMetrics:
         self.shadow_gap = Histogram("flipkd_shadow_score_gap", "|student - teacher| similarity in shadow",
                                     ["domain"], buckets=GAP_BUCKETS, registry=r)
         self.ready = Gauge("flipkd_ready", "1 when the model is loaded and warmed up", ["domain", "engine"],
-                           registry=r)
+                           registry=r, multiprocess_mode="livemin")
         self.heap_trim = Histogram("flipkd_heap_trim_seconds", "time to return the C heap's free pages",
                                    buckets=LATENCY_BUCKETS, registry=r)
-        ProcessCollector(registry=r)
-        self.model_info = Info("flipkd_model", "each domain's bundle and models", ["domain"], registry=r)
+        self.model_info = Gauge("flipkd_model_info", "1 for each domain's bundle and models",
+                                ["domain", "bundle", "base_model", "encoder", "threshold", "teacher"],
+                                registry=r, multiprocess_mode="livemax")
+        self.multiprocess = multiprocess_dir() is not None
+        if not self.multiprocess:
+            ProcessCollector(registry=r)
         self._series: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
 
     def series(self, metric: MetricWrapperBase, *values: str) -> MetricWrapperBase:
@@ -69,3 +90,11 @@ class ServiceMetrics:
         if child is None:
             child = self._series[key] = metric.labels(*values)
         return child
+
+    def exposition(self) -> bytes:
+        """The text exposition: this registry's, or in multiprocess mode every front end's series."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)

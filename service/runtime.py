@@ -53,8 +53,8 @@ def student_dtype(choice: StudentDtype = "auto", device: str | None = None) -> t
 
 
 def runtime_info() -> dict:
-    """What ``/info`` reports about the process: torch version, threads, primitive cache capacities and
-    the student's number format under "auto"."""
-    return {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+    """What ``/info`` reports about the process: its id (which front end answered), torch version,
+    threads, primitive cache capacities and the student's number format under "auto"."""
+    return {"pid": os.getpid(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             **{variable: os.environ.get(variable) for variable in PRIMITIVE_CACHE_VARIABLES},
             "auto_student_dtype": str(student_dtype()).removeprefix("torch.")}

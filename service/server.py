@@ -4,6 +4,15 @@ graceful shutdown, bounded by ``graceful_timeout_s``); the engines then drain th
 ``running_server`` runs one in a thread of this process (tests, embedding in a program);
 ``server_process`` runs ``flipkd serve`` as its own process, as deployed (benchmarks: a load generator
 in the same process would compete with the server for the GIL).
+
+With ``frontends`` = N > 1, ``serve`` runs uvicorn's worker supervisor (:func:`serve_frontends`): N
+worker processes, each a whole server with its own engines (one model copy each), share the listening
+socket, and the kernel hands each new connection to one of them. One event loop spends ~0.37 ms of CPU
+per one-pair ``/match`` (docs/benchmarks.md), so one process cannot feed an engine faster than that; N
+front ends lift the ceiling where N cores are free. The supervisor gives the workers their settings as
+``FLIPKD_*`` variables and a fresh ``PROMETHEUS_MULTIPROC_DIR`` (one exposition over all of them: see
+:mod:`flipkd.service.metrics`), restarts a worker that dies and retires its live gauges, and on SIGTERM
+stops every worker gracefully.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -22,9 +32,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from flipkd.service.app import create_app
 from flipkd.service.facade import EngineFactories
+from flipkd.service.metrics import MULTIPROCESS_DIR_VARIABLE
 from flipkd.service.runtime import configure_torch
 from flipkd.service.settings import Settings
 
@@ -39,7 +53,54 @@ def build_server(settings: Settings, factories: EngineFactories | None = None,
 
 
 def serve(settings: Settings) -> None:
-    build_server(settings).run()
+    if settings.frontends > 1:
+        serve_frontends(settings)
+    else:
+        build_server(settings).run()
+
+
+APP_FACTORY = "flipkd.service.server:app_from_environment"
+# The supervisor pings each worker and replaces one that does not answer in time; a worker answers once
+# it has imported the service (torch among it), which took over uvicorn's default 5 s on a busy machine.
+WORKER_HEALTHCHECK_S = 60.0
+
+
+def app_from_environment():
+    """The app for the settings in the environment (each front-end worker's entry point)."""
+    settings = Settings()
+    configure_torch(settings)
+    return create_app(settings)
+
+
+class FrontEndSupervisor(Multiprocess):
+    """uvicorn's worker supervisor that also retires the live gauges of each worker that exits."""
+
+    def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        for pid in before - {process.pid for process in self.processes}:
+            mark_process_dead(pid)
+
+    @property
+    def failed_to_start(self) -> bool:
+        return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
+
+
+def serve_frontends(settings: Settings, app_factory: str = APP_FACTORY, graceful_timeout_s: float = 30.0
+                    ) -> None:
+    """Serve ``app_factory`` (an importable ``module:function`` returning the app for ``Settings()``) from
+    ``settings.frontends`` worker processes on ``settings.host:port`` until SIGTERM or SIGINT."""
+    os.environ.update(settings_env(settings))
+    with tempfile.TemporaryDirectory(prefix="flipkd-metrics-") as folder:
+        os.environ[MULTIPROCESS_DIR_VARIABLE] = folder
+        config = uvicorn.Config(app_factory, factory=True, host=settings.host, port=settings.port,
+                                workers=settings.frontends, log_level="info", access_log=False,
+                                timeout_graceful_shutdown=graceful_timeout_s,
+                                timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
+        supervisor = FrontEndSupervisor(config, sockets=[config.bind_socket()])
+        supervisor.run()
+    if supervisor.failed_to_start:
+        raise SystemExit(STARTUP_FAILURE)
 
 
 def free_port() -> int:

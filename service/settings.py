@@ -28,6 +28,8 @@ class Settings(BaseSettings):
                                    "that is missing or failed to load")
     host: str = Field("127.0.0.1", description="address the server binds to")
     port: int = Field(8000, description="port the server listens on")
+    frontends: int = Field(1, ge=1, description="server processes sharing the port, each with its own "
+                           "engines (one model copy each; see docs/service.md on sizing them)")
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs it")
     # Cores used by the student = torch_threads x student_workers. On CPU, one single-threaded batch per
     # core served 16% more texts/s than one batch on all cores (2-core benchmark in docs/benchmarks.md).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,7 +26,10 @@ from flipkd.service.teacher_policy import agreement, in_shadow
 
 
 class ShadowLog:
-    """Appends JSON lines to ``path`` from one writer thread; :meth:`close` waits for pending writes."""
+    """Appends JSON lines to ``path`` from one writer thread; :meth:`close` waits for pending writes.
+
+    Each batch of lines is one ``write`` on a file opened with ``O_APPEND``, so the front-end processes
+    of one server can share the file without interleaving their lines."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -36,8 +40,13 @@ class ShadowLog:
         await asyncio.get_running_loop().run_in_executor(self._writer, self._write, lines)
 
     def _write(self, lines: str) -> None:
-        with open(self.path, "a", encoding="utf-8") as log:
-            log.write(lines)
+        data = lines.encode("utf-8")
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            while data:
+                data = data[os.write(descriptor, data):]
+        finally:
+            os.close(descriptor)
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
