@@ -22,7 +22,7 @@ import torch
 
 from flipkd.models.bundle import load_bundle
 from flipkd.models.lora_encoder import LoraEncoder
-from flipkd.service.engines import StudentEngine
+from flipkd.service.torch_engine import StudentEngine
 from flipkd.training.data import load_pairs
 
 

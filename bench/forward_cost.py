@@ -39,7 +39,7 @@ from flipkd.models.padding import (
     TEACHER_CPU_OVERHEAD_TOKENS,
     padding_aware_batches,
 )
-from flipkd.service.engines import StudentEngine
+from flipkd.service.torch_engine import StudentEngine
 from flipkd.training.data import load_pairs
 
 SIZES = (1, 2, 4, 8, 16, 32)

@@ -8,7 +8,7 @@ Each scenario starts a fresh ``flipkd serve`` process (real uvicorn, as deployed
 bounded closed-loop generator in this process keeps ``concurrency`` requests in flight until
 ``--requests`` pairs are answered (one pair per /match request). Scenarios (cache off unless said):
 - ``batched``: the dynamic batcher as configured; ``one_at_a_time``: ``max_batch_size=1``;
-- ``teacher``: every request served by the ONNX teacher (``ab_share=1``);
+- ``teacher``: every request served by the ONNX teacher (``ab_share=1``; only with ``--teacher``);
 - ``repeated_cache_on`` / ``repeated_cache_off``: a workload drawing its pairs from 50 distinct pairs.
 Also measured in the same run: the bare student's batched forward throughput on the same texts, already
 tokenized (batch sizes 1..64; no HTTP, no queue, no tokenizing), and its tokens/s as a share of the bf16
@@ -42,10 +42,10 @@ from matmul_rate import bf16_matmul_gflops, transformer_gflop_per_token  # noqa:
 from tqdm import tqdm  # noqa: E402
 
 from flipkd.models.bundle import DEFAULT_BUNDLE, load_bundle  # noqa: E402
-from flipkd.service.engines import StudentEngine  # noqa: E402
 from flipkd.service.runtime import configure_torch, runtime_info  # noqa: E402
 from flipkd.service.server import free_port, server_process  # noqa: E402
 from flipkd.service.settings import Settings  # noqa: E402
+from flipkd.service.torch_engine import StudentEngine  # noqa: E402
 from flipkd.training.data import load_pairs  # noqa: E402
 
 
@@ -197,7 +197,9 @@ def load_bench_parser(doc: str, requests: int) -> argparse.ArgumentParser:
     """The arguments of every loopback load benchmark: bundle, teacher, pairs, how many, where to write."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
-    parser.add_argument("--teacher", type=Path, required=True)
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="exported ONNX teacher folder; without one no teacher is loaded and the "
+                             "scenarios that need it are left out")
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--requests", type=int, default=requests)
     parser.add_argument("--out", type=Path, required=True)
@@ -246,7 +248,7 @@ def main() -> None:
     scenarios = {
         "batched": ({}, pairs),
         "one_at_a_time": ({"max_batch_size": 1}, pairs),  # overrides --max-batch-size
-        "teacher": ({"ab_share": 1.0}, pairs),
+        **({"teacher": ({"ab_share": 1.0}, pairs)} if args.teacher is not None else {}),
         "repeated_cache_off": ({}, random.Random(0).choices(pairs[:50], k=len(pairs))),
         "repeated_cache_on": ({"cache_size": 10_000}, random.Random(0).choices(pairs[:50], k=len(pairs))),
     }
@@ -281,7 +283,7 @@ def main() -> None:
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for name in ("batched", "one_at_a_time", "teacher"):
-        rows = result[name]
+        rows = result.get(name, [])
         left.plot([r["concurrency"] for r in rows], [r["texts_per_s"] for r in rows], marker="o", label=name)
         right.plot([r["concurrency"] for r in rows], [r["p99_ms"] for r in rows], marker="o", label=name)
     left.axhline(bare_best, color="grey", ls="--", label="bare student, best batch")

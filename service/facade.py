@@ -20,28 +20,34 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from flipkd.models.base_models import BaseModels
 from flipkd.models.bundle import DEFAULT_BUNDLE, Bundle, bundle_folder, load_bundle
 from flipkd.service.domain import Domain, DomainReadiness
-from flipkd.service.engines import Engine, OnnxStudentEngine, StudentEngine, TeacherEngine
+from flipkd.service.engines import Engine, OnnxStudentEngine, TeacherEngine
 from flipkd.service.metrics import ServiceMetrics
-from flipkd.service.runtime import student_dtype
 from flipkd.service.settings import Settings
 from flipkd.service.shadow import ShadowLog
+
+if TYPE_CHECKING:
+    import torch
 
 
 def shared_students(dtype: torch.dtype | None = None) -> Callable[[Bundle], Engine]:
     """The student factory of one service: every student it builds reads the same loaded base weights,
-    in ``dtype`` (None: :func:`~flipkd.service.runtime.student_dtype`'s choice)."""
+    in ``dtype`` (None: :func:`~flipkd.service.runtime.student_dtype`'s choice). Imports torch."""
+    from flipkd.models.base_models import BaseModels
+    from flipkd.service.torch_engine import StudentEngine
+
     return partial(StudentEngine, bases=BaseModels(), dtype=dtype)
 
 
 def student_factory(settings: Settings) -> Callable[[Bundle], Engine]:
-    """The students ``settings`` ask for: torch over shared base weights, or onnxruntime graphs."""
+    """The students ``settings`` ask for: torch over shared base weights, or onnxruntime graphs (no torch
+    imported)."""
     if settings.student_runtime == "torch":
+        from flipkd.service.runtime import student_dtype
+
         return shared_students(student_dtype(settings.student_dtype))
     return partial(OnnxStudentEngine, threads=settings.torch_threads,
                    int8=settings.student_runtime == "onnx-int8")

@@ -12,11 +12,11 @@ from flipkd.models.base_models import BaseModels
 from flipkd.models.bundle import SHIPPED_BUNDLES, Bundle, load_bundle
 from flipkd.models.lora_encoder import student_encoder
 from flipkd.service.batched_engine import WARM_UP_TEXT
-from flipkd.service.engines import StudentEngine
 from flipkd.service.facade import EngineFactories
 from flipkd.service.runtime import student_dtype
 from flipkd.service.server import free_port, running_server
 from flipkd.service.settings import Settings
+from flipkd.service.torch_engine import StudentEngine
 
 from .conftest import THREADS
 

@@ -19,10 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from flipkd.models.bi_encoder import TeacherConfig
 from flipkd.models.bundle import load_bundle
 from flipkd.service.batched_engine import WARM_UP_TEXT
-from flipkd.service.engines import StudentEngine
 from flipkd.service.facade import EngineFactories
 from flipkd.service.server import free_port, running_server, server_process
 from flipkd.service.settings import Settings
+from flipkd.service.torch_engine import StudentEngine
 
 from .conftest import THREADS
 
