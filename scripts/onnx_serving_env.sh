@@ -31,8 +31,8 @@ FLIPKD_STUDENT_RUNTIME=onnx-int8 FLIPKD_PORT=$port \
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 started=$(date +%s.%N)
-for _ in $(seq 1 240); do
-  curl -sf "http://127.0.0.1:$port/readyz" > /dev/null && break
+until curl -sf "http://127.0.0.1:$port/readyz" > /dev/null; do
+  kill -0 $server 2>/dev/null || { echo "the server exited: $(cat "$work/serve.log")" >&2; exit 1; }
   sleep 0.5
 done
 ready_s=$(echo "$(date +%s.%N) - $started" | bc)
@@ -40,8 +40,11 @@ match=$(curl -sf "http://127.0.0.1:$port/match" -H 'Content-Type: application/js
   -d '{"pair": {"text_a": "花呗怎么还款", "text_b": "花呗如何还钱"}}')
 info=$(curl -sf "http://127.0.0.1:$port/info")
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")
-kill -TERM $server && wait $server
+kill -TERM $server
+status=0 && wait $server || status=$?
 trap - EXIT
+# uvicorn re-raises SIGTERM after a clean shutdown: 143 = 128 + SIGTERM
+[ $status -eq 0 ] || [ $status -eq 143 ] || { echo "the server exited with $status" >&2; exit 1; }
 echo "$match" | grep -q '"served_by":"student"' || { echo "not answered by the student: $match" >&2; exit 1; }
 echo "$info" | grep -q '"torch":null' || { echo "torch was loaded: $info" >&2; exit 1; }
 cat > bench/results/onnx_serving_env.json <<JSON
