@@ -18,6 +18,7 @@ full=.venv/bin/python
 rm -rf "$work" && mkdir -p "$work"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --disable-pip-version-check -r scripts/serve-onnx-requirements.txt
+rm -rf build  # setuptools' build folder: a stale copy there would be installed with the package
 "$work/venv/bin/pip" install -q --disable-pip-version-check --no-deps .
 if "$work/venv/bin/python" -c "import torch" 2>/dev/null; then echo "torch is importable in $work/venv" >&2; exit 1; fi
 env_mib=$(du -sm "$work/venv" | cut -f1)

@@ -3,7 +3,7 @@
 A text is tokenized once, on the event loop, the way the engine truncates it: its ids are what the
 batcher queues and counts against its token budget, and what the engine runs (padded per sub-batch).
 Both return unit-length float32 embeddings (N, ``dim``). The student runs torch
-(:class:`flipkd.service.torch_engine.StudentEngine`) or onnxruntime (:class:`OnnxStudentEngine`); the
+(:class:`flipkd.service.torch_engine.StudentEngine`) or onnxruntime (:func:`onnx_student_engine`); the
 teacher runs onnxruntime with an explicit thread count. This module imports no torch, so a service
 with an onnxruntime student runs where torch is not installed.
 """
@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from flipkd.models.bundle import Bundle
+from flipkd.models.onnx_encoder import OnnxEncoder
 from flipkd.models.onnx_student import OnnxStudent, ensure_student_onnx
 from flipkd.models.onnx_teacher import OnnxTeacher
 
@@ -31,16 +32,14 @@ class Engine(Protocol):
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray: ...
 
 
-class OnnxStudentEngine:
-    """The bundle's student as an onnxruntime graph (``int8``: quantized weights), exported into the
-    model cache on first use; same vectors as the torch student in fp32 (parity-checked at export)."""
+class OnnxEngine:
+    """An onnxruntime encoder behind the engine interface: the exported teacher, or the student's graph."""
 
-    name = "student"
-
-    def __init__(self, bundle: Bundle, threads: int = 1, int8: bool = False) -> None:
-        self.encoder = OnnxStudent(ensure_student_onnx(bundle), threads, int8)
-        self.threshold = bundle.threshold
-        self.dim = self.encoder.dim
+    def __init__(self, name: str, encoder: OnnxEncoder, threshold: float) -> None:
+        self.name = name
+        self.encoder = encoder
+        self.threshold = threshold
+        self.dim = encoder.dim
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return self.encoder.token_ids(texts)
@@ -49,18 +48,13 @@ class OnnxStudentEngine:
         return self.encoder.embed_ids(ids, batch_size=len(ids))
 
 
-class TeacherEngine:
-    """The exported ONNX teacher; ``threshold`` is its own calibrated decision."""
+def onnx_student_engine(bundle: Bundle, threads: int = 1, int8: bool = False) -> OnnxEngine:
+    """The bundle's student as an onnxruntime graph (``int8``: quantized weights), exported into the
+    model cache on first use; same vectors as the torch student in fp32 (parity-checked at export)."""
+    return OnnxEngine("student", OnnxStudent(ensure_student_onnx(bundle), threads, int8), bundle.threshold)
 
-    name = "teacher"
 
-    def __init__(self, folder: Path, threads: int) -> None:
-        self.teacher = OnnxTeacher(folder, threads)
-        self.threshold = self.teacher.threshold
-        self.dim = self.teacher.dim
-
-    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.teacher.token_ids(texts)
-
-    def embed_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
-        return self.teacher.embed_ids(ids, batch_size=len(ids))
+def teacher_engine(folder: Path, threads: int) -> OnnxEngine:
+    """The exported ONNX teacher; its threshold is its own calibrated decision."""
+    teacher = OnnxTeacher(folder, threads)
+    return OnnxEngine("teacher", teacher, teacher.threshold)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from flipkd.models.bundle import DEFAULT_BUNDLE, Bundle, bundle_folder, load_bundle
 from flipkd.service.domain import Domain, DomainReadiness
-from flipkd.service.engines import Engine, OnnxStudentEngine, TeacherEngine
+from flipkd.service.engines import Engine, onnx_student_engine, teacher_engine
 from flipkd.service.metrics import ServiceMetrics
 from flipkd.service.settings import Settings
 from flipkd.service.shadow import ShadowLog
@@ -49,7 +49,7 @@ def student_factory(settings: Settings) -> Callable[[Bundle], Engine]:
         from flipkd.service.runtime import student_dtype
 
         return shared_students(student_dtype(settings.student_dtype))
-    return partial(OnnxStudentEngine, threads=settings.torch_threads,
+    return partial(onnx_student_engine, threads=settings.torch_threads,
                    int8=settings.student_runtime == "onnx-int8")
 
 
@@ -58,7 +58,7 @@ class EngineFactories:
     """How engines are built; tests pass their own (for example a student that fails)."""
 
     student: Callable[[Bundle], Engine] = field(default_factory=shared_students)
-    teacher: Callable[[Path, int], Engine] = TeacherEngine
+    teacher: Callable[[Path, int], Engine] = teacher_engine
 
 
 @dataclass(frozen=True)
