@@ -31,7 +31,7 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
-from instant_engine import instant_server_process
+from instant_engine import frontend_workers, instant_server_process
 from service_threads import thread_cpu_seconds
 from tqdm import tqdm
 
@@ -95,9 +95,7 @@ def server_pids(pid: int, frontends: int) -> list[int]:
     """The serving processes: ``pid`` itself, or the front-end workers its supervisor started."""
     if frontends == 1:
         return [pid]
-    children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    workers = [child for child in children
-               if "resource_tracker" not in Path(f"/proc/{child}/cmdline").read_text()]
+    workers = sorted(frontend_workers(pid))
     if len(workers) != frontends:
         raise RuntimeError(f"expected {frontends} front-end workers under {pid}, found {workers}")
     return workers

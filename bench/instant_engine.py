@@ -74,6 +74,13 @@ def serve_instant(settings: Settings, dim: int) -> None:
         build_server(settings, instant_factories(dim)).run()
 
 
+def frontend_workers(supervisor: int) -> set[int]:
+    """The worker pids of a front-end supervisor (its children but multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return {int(pid) for pid in children
+            if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()}
+
+
 @contextmanager
 def instant_server_process(settings: Settings, dim: int, timeout: float = 120.0
                            ) -> Iterator[tuple[str, BaseProcess]]:

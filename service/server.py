@@ -154,13 +154,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+SERVE_ARGS = ("-m", "flipkd", "serve")
+
+
 @contextmanager
-def server_process(settings: Settings, timeout: float = 600.0, log: Path | None = None
-                   ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``flipkd serve`` with ``settings`` as a child process; yields (base URL, process) once ready,
-    then stops it with SIGTERM (graceful) and waits. Its output goes to ``log`` (else nowhere)."""
+def server_process(settings: Settings, timeout: float = 600.0, log: Path | None = None,
+                   python_args: tuple[str, ...] = SERVE_ARGS) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``flipkd serve`` (``python_args`` to this interpreter) with ``settings`` as a child process; yields
+    (base URL, process) once ready, then stops it with SIGTERM (graceful) and waits. Its output goes to
+    ``log`` (else nowhere)."""
     sink = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "flipkd", "serve"],
+    process = subprocess.Popen([sys.executable, *python_args],
                                env={**os.environ, **settings_env(settings)}, stdout=sink,
                                stderr=subprocess.STDOUT)
     try:

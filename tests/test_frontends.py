@@ -69,16 +69,21 @@ def until(condition, timeout: float = 120.0):
     raise TimeoutError("condition not met in time")
 
 
+@pytest.fixture(autouse=True)
+def bench_on_path(monkeypatch):
+    """bench/instant_engine.py: the instant engines and the supervisor's worker pids."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+
+
 def two_workers(supervisor: int, without: int | None = None) -> set[int] | None:
     """The supervisor's two worker pids once it has two (none of them ``without``), else None."""
-    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    pids = {int(pid) for pid in children
-            if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()}
+    from instant_engine import frontend_workers  # bench/ is on the path (bench_on_path)
+
+    pids = frontend_workers(supervisor)
     return pids if len(pids) == 2 and without not in pids else None
 
 
-def test_two_front_ends_share_the_port_the_metrics_and_the_shutdown(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "bench"))
+def test_two_front_ends_share_the_port_the_metrics_and_the_shutdown(tmp_path):
     from instant_engine import instant_server_process
 
     settings = Settings(frontends=2, teacher=tmp_path / "teacher", port=free_port(), torch_threads=THREADS,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from flipkd.models.onnx_student import (
     ensure_student_onnx,
     student_cache_dir,
 )
-from flipkd.service.server import free_port, running_server, settings_env, wait_ready
+from flipkd.service.server import free_port, running_server, server_process
 from flipkd.service.settings import Settings
 
 from .conftest import THREADS
@@ -96,24 +95,19 @@ def test_service_serves_the_exported_student(exported, student_bundle, exported_
 
 
 def test_service_with_the_onnx_student_runs_where_torch_cannot_be_imported(exported, student_bundle,
-                                                                          exported_teacher, tmp_path):
+                                                                          exported_teacher, tmp_path,
+                                                                          monkeypatch):
     home, _ = exported
+    monkeypatch.setenv("FLIPKD_HOME", str(home))
     settings = Settings(bundles=[str(student_bundle)], teacher=exported_teacher, port=free_port(),
                         torch_threads=THREADS, student_runtime="onnx-int8", heap_trim_interval_s=0)
     without_torch = ("import sys; sys.modules['torch'] = None; from flipkd.main import main; "
                      "sys.argv[1:] = ['serve']; main()")
-    base = f"http://127.0.0.1:{settings.port}"
-    with open(tmp_path / "serve.log", "w") as log:
-        server = subprocess.Popen([sys.executable, "-c", without_torch], stdout=log, stderr=subprocess.STDOUT,
-                                  env={**os.environ, **settings_env(settings), "FLIPKD_HOME": str(home)})
-        try:
-            wait_ready(base, timeout=300)
-            match = httpx.post(f"{base}/match", json={"pair": {"text_a": TEXTS[0], "text_b": TEXTS[2]}},
-                               timeout=60).json()
-            runtime = httpx.get(f"{base}/info", timeout=60).json()["runtime"]
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+    with server_process(settings, timeout=300, log=tmp_path / "serve.log",
+                        python_args=("-c", without_torch)) as (base, server):
+        match = httpx.post(f"{base}/match", json={"pair": {"text_a": TEXTS[0], "text_b": TEXTS[2]}},
+                           timeout=60).json()
+        runtime = httpx.get(f"{base}/info", timeout=60).json()["runtime"]
     assert match["served_by"] == "student" and runtime["torch"] is None
     assert server.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
 
