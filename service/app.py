@@ -25,12 +25,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from flipkd.service.batching import QueueFull
 from flipkd.service.domain import DeadlineMissed, Domain, NoTeacher, ServiceUnavailable
+from flipkd.service.errors import error_response
 from flipkd.service.facade import EngineFactories, MatchingService, UnknownDomain, student_factory
 from flipkd.service.heap_trim import trim_periodically
 from flipkd.service.hot_routes import ErrorHandler, HotRoute, HotRoutes
 from flipkd.service.limits import BodySizeLimit, bound_texts
 from flipkd.service.metrics import ServiceMetrics
-from flipkd.service.observe import ObserveRequests, error_response
+from flipkd.service.observe import ObserveRequests
 from flipkd.service.openai_embeddings import (
     check_dimensions,
     embeddings_response,
@@ -93,31 +94,32 @@ def domain_info(domain: Domain) -> dict:
 
 
 def error_handlers(metrics: ServiceMetrics) -> dict[type[Exception], ErrorHandler]:
-    """The service's answer to each refusal, for FastAPI and the hot routes alike."""
+    """The service's answer to each refusal, for FastAPI and the hot routes alike (shapes:
+    :mod:`flipkd.service.errors`)."""
 
-    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
-        return error_response(error)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return error_response(request.url.path, error.status_code, error.detail, error.headers)
 
-    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
         metrics.rejected.labels(reason="invalid").inc()
-        return JSONResponse({"error": "invalid request body", "detail": details}, status_code=422)
+        return error_response(request.url.path, 422, "invalid request body", detail=details)
 
-    async def overloaded(_request: Request, error: QueueFull) -> JSONResponse:
+    async def overloaded(request: Request, error: QueueFull) -> JSONResponse:
         metrics.rejected.labels(reason="queue_full").inc()
-        return JSONResponse({"error": f"overloaded: {error}"}, status_code=429,
-                            headers={"Retry-After": str(RETRY_AFTER_S)})
+        return error_response(request.url.path, 429, f"overloaded: {error}",
+                              {"Retry-After": str(RETRY_AFTER_S)})
 
-    async def unavailable(_request: Request, error: ServiceUnavailable) -> JSONResponse:
+    async def unavailable(request: Request, error: ServiceUnavailable) -> JSONResponse:
         metrics.rejected.labels(reason=error.reason).inc()
-        return JSONResponse({"error": f"unavailable: {error.reason}"}, status_code=503,
-                            headers={"Retry-After": str(RETRY_AFTER_S)})
+        return error_response(request.url.path, 503, f"unavailable: {error.reason}",
+                              {"Retry-After": str(RETRY_AFTER_S)})
 
-    async def late(_request: Request, error: DeadlineMissed) -> JSONResponse:
-        return error_response(HTTPException(504, str(error)))
+    async def late(request: Request, error: DeadlineMissed) -> JSONResponse:
+        return error_response(request.url.path, 504, str(error))
 
-    async def not_found(_request: Request, error: LookupError) -> JSONResponse:
-        return error_response(HTTPException(404, str(error)))
+    async def not_found(request: Request, error: LookupError) -> JSONResponse:
+        return error_response(request.url.path, 404, str(error))
 
     return {HTTPException: http_error, RequestValidationError: invalid, QueueFull: overloaded,
             ServiceUnavailable: unavailable, DeadlineMissed: late, UnknownDomain: not_found,

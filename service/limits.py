@@ -6,11 +6,11 @@ The body limit counts bytes as they arrive, so a chunked body without Content-Le
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Iterable
 
 from fastapi import HTTPException
 
+from flipkd.service.errors import error_bytes
 from flipkd.service.settings import Settings
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -32,7 +32,7 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         chunks, size, more = [], 0, True
         while more:
@@ -44,13 +44,13 @@ class BodySizeLimit:
             size += len(chunks[-1])
             more = message.get("more_body", False)
             if size > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(scope, send)
                 return
         body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay([body], receive), send)
 
-    async def _refuse(self, send) -> None:
-        body = json.dumps({"error": f"request body larger than {self.max_bytes} bytes"}).encode()
+    async def _refuse(self, scope, send) -> None:
+        body = error_bytes(scope["path"], 413, f"request body larger than {self.max_bytes} bytes")
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

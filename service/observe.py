@@ -11,20 +11,15 @@ from __future__ import annotations
 import time
 
 from fastapi import HTTPException
-from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flipkd.service.errors import error_response
 from flipkd.service.limits import check_api_key
 from flipkd.service.metrics import ServiceMetrics
 from flipkd.service.settings import Settings
 
 ROUTES = frozenset({"/match", "/embed", "/v1/embeddings", "/healthz", "/readyz", "/metrics", "/info",
                     "/docs", "/openapi.json"})
-
-
-def error_response(error: HTTPException) -> JSONResponse:
-    """The service's answer to an ``HTTPException``: ``{"error": detail}`` with its status and headers."""
-    return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
 
 
 class ObserveRequests:
@@ -52,7 +47,8 @@ class ObserveRequests:
             try:
                 check_api_key(self.settings, path, scope["headers"])
             except HTTPException as error:
-                await error_response(error)(scope, receive, observed_send)
+                refusal = error_response(path, error.status_code, error.detail, error.headers)
+                await refusal(scope, receive, observed_send)
                 return
             await self.app(scope, receive, observed_send)
         finally:

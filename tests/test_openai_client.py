@@ -1,6 +1,7 @@
 """The official ``openai`` client against ``/v1/embeddings`` on a real uvicorn on loopback with fake engines
 (tests/fakes.py): base64 (its default) and float answers equal to ``/embed``'s vectors in input order,
-``dimensions``, token ids refused, and the API key with the bearer scheme in any case."""
+``dimensions``, token ids refused, OpenAI-shaped refusals, and the API key with the bearer scheme in any
+case."""
 
 from __future__ import annotations
 
@@ -89,12 +90,13 @@ def test_dimensions_is_served_only_at_the_models_own(base):
     assert vectors(student).shape == (len(TEXTS), 16) and vectors(teacher).shape == (len(TEXTS), 12)
     with pytest.raises(openai.BadRequestError) as refused:
         client.embeddings.create(model="atec", input=TEXTS, dimensions=8)
-    assert refused.value.status_code == 400
-    assert refused.value.body.startswith("dimensions must be 16, the student's embedding dimension")
-    assert "not trained to be truncated" in refused.value.body
+    assert refused.value.status_code == 400 and refused.value.type == "invalid_request_error"
+    message = refused.value.body["message"]
+    assert message.startswith("dimensions must be 16, the student's embedding dimension")
+    assert "not trained to be truncated" in message
     with pytest.raises(openai.BadRequestError) as refused:
         client.embeddings.create(model="teacher", input=TEXTS, dimensions=16)
-    assert refused.value.body.startswith("dimensions must be 12, the teacher's")
+    assert refused.value.body["message"].startswith("dimensions must be 12, the teacher's")
 
 
 @pytest.mark.parametrize("token_ids", [[101, 2023, 102], [[101, 2023], [102]]])
@@ -104,8 +106,25 @@ def test_token_id_input_is_refused_with_a_message(base, token_ids):
     response = httpx.post(f"{base}/v1/embeddings", json={"input": token_ids}, timeout=30)
     message = "token-id input is not supported: token ids depend on the tokenizer that made them; send the " \
               "texts instead"
-    assert refused.value.body == message  # the client's exception keeps the body's "error"
-    assert response.status_code == 400 and response.json() == {"error": message}
+    assert refused.value.body["message"] == message  # the client's exception keeps the body's "error"
+    assert response.status_code == 400
+    assert response.json() == {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                         "code": None}}
+
+
+def test_refusals_have_openai_shape_and_typed_client_exceptions(base):
+    client = client_of(base)
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.embeddings.create(model="no-such-domain", input=TEXTS)
+    assert unknown.value.code == "model_not_found" and "no-such-domain" in unknown.value.body["message"]
+    with pytest.raises(openai.UnprocessableEntityError) as invalid:
+        client.embeddings.create(model="atec", input=TEXTS, encoding_format="bits")  # type: ignore[arg-type]
+    assert invalid.value.param == "encoding_format" and invalid.value.type == "invalid_request_error"
+    assert invalid.value.body["message"].startswith("invalid request body: encoding_format: ")
+    oversized = httpx.post(f"{base}/v1/embeddings", json={"input": ["x" * 2_000_000]}, timeout=30)
+    assert oversized.status_code == 413 and oversized.json()["error"]["code"] == "request_too_large"
+    plain = httpx.post(f"{base}/embed", json={"texts": ["fever"], "domain": "no-such-domain"}, timeout=30)
+    assert plain.status_code == 404 and isinstance(plain.json()["error"], str)  # the service's own shape
 
 
 def test_with_an_api_key_the_bearer_scheme_is_case_insensitive(keyed_base):
@@ -116,9 +135,10 @@ def test_with_an_api_key_the_bearer_scheme_is_case_insensitive(keyed_base):
                        headers={"authorization": f"bearer {KEY}"}, timeout=30)
     assert lower.status_code == 200, lower.text
     np.testing.assert_allclose([d["embedding"] for d in lower.json()["data"]], expected, atol=1e-6)
-    with pytest.raises(openai.AuthenticationError):
+    with pytest.raises(openai.AuthenticationError) as refused:
         client_of(keyed_base, "wrong").embeddings.create(model="atec", input=TEXTS)
+    assert refused.value.code == "invalid_api_key"
     for header in ("bearer wrong", f"Basic {KEY}", KEY):
         wrong = httpx.post(f"{keyed_base}/v1/embeddings", json={"input": TEXTS},
                            headers={"authorization": header}, timeout=30)
-        assert wrong.status_code == 401 and wrong.json() == {"error": "missing or wrong API key"}
+        assert wrong.status_code == 401 and wrong.json()["error"]["message"] == "missing or wrong API key"

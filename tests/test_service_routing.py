@@ -321,12 +321,12 @@ def test_two_domains_each_answer_with_their_own_student_threshold_and_teacher(tm
     assert mqp_vectors["model"] == "mqp"
     np.testing.assert_allclose(mqp_vectors["data"][0]["embedding"], students["mqp"].vector("fever"),
                                atol=1e-6)
-    for refused in (no_teacher, no_teacher_embed):
-        assert refused.status_code == 404
-        assert refused.json() == {"error": "domain 'mqp' has no teacher configured"}
-    assert mistyped.status_code == 404
-    assert mistyped.json() == {
-        "error": "unknown model 'mpq'; served: 'atec', 'atec-teacher', 'mqp', 'mqp-teacher'"}
+    assert (no_teacher.status_code, no_teacher_embed.status_code, mistyped.status_code) == (404, 404, 404)
+    assert no_teacher_embed.json() == {"error": "domain 'mqp' has no teacher configured"}
+    assert no_teacher.json()["error"]["message"] == "domain 'mqp' has no teacher configured"
+    assert mistyped.json()["error"] == {
+        "message": "unknown model 'mpq'; served: 'atec', 'atec-teacher', 'mqp', 'mqp-teacher'",
+        "type": "invalid_request_error", "param": None, "code": "model_not_found"}
     assert readiness == {"ready": True, "default_domain": "atec", "domains": {
         "atec": {"student": True, "teacher": True, "degraded": [], "load_errors": {}},
         "mqp": {"student": True, "teacher": None, "degraded": [], "load_errors": {}}}}
