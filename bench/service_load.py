@@ -49,22 +49,15 @@ from flipkd.service.torch_engine import StudentEngine  # noqa: E402
 from flipkd.training.data import load_pairs  # noqa: E402
 
 
-async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
-                      on_answer: Callable[[], None] | None = None, domains: Sequence[str] = ()) -> dict:
+async def timed_requests(base: str, pairs: list[tuple[str, str]], concurrency: int,
+                         on_answer: Callable[[], None] | None = None, domains: Sequence[str] = ()) -> dict:
     """``concurrency`` workers each send one /match request at a time until every pair is answered;
     ``on_answer`` runs after each response. With ``domains``, pair i goes to domain i mod their number
     (else to the default domain). aiohttp (C HTTP parser) keeps the generator's own CPU use
-    small on a machine it shares with the server; ``client_cpu`` is that use in cores.
-
-    Rates are steady-state: answers between the ``concurrency``-th answer and the last request's send,
-    over that time, while every worker has a request in flight (the ramp-up, and the drain in which
-    fewer and fewer requests remain, are left out; ``overall_texts_per_s`` counts the whole run). A run
-    too short for that window to hold ``concurrency`` answers reports its whole-run rate there
-    (``steady_seconds`` 0). Latency percentiles are over every request."""
-    latencies: list[float] = []
-    answered_at: list[float] = []
-    sent_at: list[float] = []
-    statuses: dict[int, int] = {}
+    small on a machine it shares with the server. Returns the raw record: each request's send and answer
+    time (``time.perf_counter``, one clock for every process of the machine), statuses, the run's wall
+    time and this process's CPU seconds over it."""
+    record: dict = {"sent_at": [], "answered_at": [], "statuses": {}}
     cursor = iter(range(len(pairs)))
 
     async def worker(session: aiohttp.ClientSession) -> None:
@@ -74,12 +67,11 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
             if domains:
                 body["domain"] = domains[index % len(domains)]
             started = time.perf_counter()
-            sent_at.append(started)
             async with session.post(f"{base}/match", json=body) as response:
                 await response.read()
-            answered_at.append(time.perf_counter())
-            latencies.append(answered_at[-1] - started)
-            statuses[response.status] = statuses.get(response.status, 0) + 1
+            record["sent_at"].append(started)
+            record["answered_at"].append(time.perf_counter())
+            record["statuses"][response.status] = record["statuses"].get(response.status, 0) + 1
             if on_answer is not None:
                 on_answer()
 
@@ -88,19 +80,44 @@ async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         cpu_started, started = time.process_time(), time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        client_cpu = (time.process_time() - cpu_started) / elapsed
+        record["seconds"] = time.perf_counter() - started
+        record["cpu_seconds"] = time.process_time() - cpu_started
+    return record
+
+
+def summarise(records: list[dict], concurrency: int) -> dict:
+    """One row from the raw records of the generator processes that together kept ``concurrency``
+    requests in flight. Rates are steady-state: answers between the ``concurrency``-th answer and the
+    last request's send, over that time, while every worker has a request in flight (the ramp-up, and the
+    drain in which fewer and fewer requests remain, are left out; ``overall_texts_per_s`` counts the whole
+    run). A run too short for that window to hold ``concurrency`` answers reports its whole-run rate
+    there (``steady_seconds`` 0). Latency percentiles are over every request; ``client_cpu`` is the
+    generators' CPU use in cores."""
+    sent_at = [t for record in records for t in record["sent_at"]]
+    answered_at = [t for record in records for t in record["answered_at"]]
+    statuses: dict[int, int] = {}
+    for record in records:
+        for status, count in record["statuses"].items():
+            statuses[int(status)] = statuses.get(int(status), 0) + count
+    elapsed = max(answered_at) - min(sent_at)
     full_from, full_to = sorted(answered_at)[min(concurrency, len(answered_at)) - 1], max(sent_at)
     steady = sum(full_from < t <= full_to for t in answered_at)
     steady_seconds = full_to - full_from if steady >= concurrency else 0.0
-    pairs_per_s = steady / steady_seconds if steady_seconds else len(latencies) / elapsed
-    ms = np.array(latencies) * 1000
-    return {"concurrency": concurrency, "requests": len(latencies), "seconds": round(elapsed, 2),
+    pairs_per_s = steady / steady_seconds if steady_seconds else len(answered_at) / elapsed
+    ms = (np.array(answered_at) - np.array(sent_at)) * 1000
+    return {"concurrency": concurrency, "requests": len(answered_at), "seconds": round(elapsed, 2),
             "steady_seconds": round(steady_seconds, 2),
             "pairs_per_s": pairs_per_s, "texts_per_s": 2 * pairs_per_s,
-            "overall_texts_per_s": 2 * len(latencies) / elapsed,
+            "overall_texts_per_s": 2 * len(answered_at) / elapsed,
             "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99)), "statuses": statuses, "client_cpu": client_cpu}
+            "p99_ms": float(np.percentile(ms, 99)), "statuses": statuses,
+            "client_cpu": sum(record["cpu_seconds"] for record in records) / elapsed}
+
+
+async def closed_loop(base: str, pairs: list[tuple[str, str]], concurrency: int,
+                      on_answer: Callable[[], None] | None = None, domains: Sequence[str] = ()) -> dict:
+    """:func:`summarise` of one generator (this process) keeping ``concurrency`` requests in flight."""
+    return summarise([await timed_requests(base, pairs, concurrency, on_answer, domains)], concurrency)
 
 
 # Every benchmark server: no cache unless a scenario turns it on, a queue and deadline that never refuse,
