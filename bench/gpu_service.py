@@ -97,7 +97,7 @@ def service_rows(settings: Settings, pairs: list[tuple[str, str]], concurrencies
             multiprocessing.get_context("spawn").Pool(generators) as pool:
         load_row(pool, base, pairs[:64], 8, generators)  # warm every front end's HTTP path and batcher
         for concurrency in tqdm(concurrencies, desc=f"{settings.frontends} front end(s)"):
-            count = max(requests, 20 * concurrency)
+            count = max(20 * concurrency, min(requests, 500 * concurrency))  # c=1: 500 (seconds, not minutes)
             workload = [pairs[i % len(pairs)] for i in range(count)]
             rows.append(load_row(pool, base, workload, concurrency, generators))
     return rows
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64, 128, 256])
     parser.add_argument("--generators", type=int, default=4, help="load-generator processes")
     parser.add_argument("--requests", type=int, default=6000,
-                        help="requests per concurrency (at least 20 x it)")
+                        help="requests per concurrency (at most 500 x it, at least 20 x it)")
     parser.add_argument("--max-batch-size", type=int, default=256)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
