@@ -6,12 +6,14 @@ length), optionally ``student-int8.onnx``, the truncating ``tokenizer.json`` and
 (``bundle_sha256``, ``encoder``: the bundle's encoder spec, ``pad_id``, ``dim``).
 A bundle's export lives in the model cache at ``$FLIPKD_HOME/students/<first 16 hex of bundle_key>-<format>``:
 :func:`ensure_student_onnx` exports and checks it there on first use (torch needed then only), in a
-temporary folder renamed into place, and reuses it afterwards.
+temporary folder renamed into place, and reuses it afterwards; the same bundle's exports of other formats are
+removed.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tokenizers import Tokenizer
@@ -63,10 +65,20 @@ def student_cache_dir(bundle: Bundle) -> Path:
     return flipkd_home() / "students" / f"{bundle_key(bundle.folder)[:KEY_LENGTH]}-{EXPORT_FORMAT}"
 
 
+def drop_other_formats(target: Path) -> None:
+    """Remove the same bundle's exports of other formats (``<key>-<n>`` beside ``target``): no version of
+    this code reads them again. A server already running on one keeps its graphs, loaded in memory."""
+    key = target.name.rpartition("-")[0]
+    for stale in target.parent.glob(f"{key}-*"):
+        if stale != target and stale.name.rpartition("-")[2].isdigit():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def ensure_student_onnx(bundle: Bundle) -> Path:
     """The bundle's exported student folder in the cache, exported (fp32 and int8) and parity-checked on
     the first call (a minute or more: loads torch and the base). Raises ExportCheckFailed on a parity miss."""
     target = student_cache_dir(bundle)
+    drop_other_formats(target)
     if target.is_dir():
         return target
     from flipkd.models.student_export import export_student  # torch only when exporting

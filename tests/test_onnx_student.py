@@ -53,7 +53,13 @@ def test_export_is_cached_by_bundle_and_reused(exported, student_bundle, monkeyp
     report = json.loads((folder / "export.json").read_text())
     assert report["fp32_max_abs_gap"] <= 1e-4
     stamp = (folder / ONNX_FILE).stat().st_mtime_ns
+    key, _, version = folder.name.rpartition("-")
+    stale, other_bundle = home / "students" / f"{key}-{int(version) - 1}", home / "students" / f"{'0' * 16}-1"
+    for made in (stale, other_bundle):
+        made.mkdir()
+        (made / ONNX_FILE).write_bytes(b"an older export")
     assert ensure_student_onnx(bundle) == folder and (folder / ONNX_FILE).stat().st_mtime_ns == stamp
+    assert not stale.exists() and other_bundle.is_dir()  # this bundle's older format only is dropped
 
 
 def test_fp32_graph_embeds_like_torch_and_int8_close_to_it(exported, student_bundle):
