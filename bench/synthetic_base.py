@@ -50,7 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    print(write_synthetic_base(parser.parse_args().base, parser.parse_args().seed))
+    args = parser.parse_args()
+    print(write_synthetic_base(args.base, args.seed))
 
 
 if __name__ == "__main__":
