@@ -26,6 +26,11 @@ def openai_type(status: int) -> str:
     return "server_error" if status >= 500 else "invalid_request_error"
 
 
+def field_name(loc: list) -> str:
+    """A validation error's location in the body, dotted (``["body", "input", 0]`` -> ``input.0``)."""
+    return ".".join(str(part) for part in loc if part != "body")
+
+
 def error_body(path: str, status: int, message: str, detail: list[dict] | None = None) -> dict:
     """The refusal's JSON body for a request to ``path``; ``detail`` lists a body's validation errors
     (``loc``, ``msg``): beside the message on the service's routes, in it and in ``param`` on ``/v1/``."""
@@ -33,9 +38,8 @@ def error_body(path: str, status: int, message: str, detail: list[dict] | None =
         return {"error": message} if detail is None else {"error": message, "detail": detail}
     param = None
     if detail:
-        fields = [str(part) for part in detail[0]["loc"] if part != "body"]
-        param = ".".join(fields) or None
-        message += ": " + "; ".join(f"{'.'.join(map(str, d['loc'][1:]))}: {d['msg']}" for d in detail)
+        param = field_name(detail[0]["loc"]) or None
+        message += ": " + "; ".join(f"{field_name(d['loc'])}: {d['msg']}" for d in detail)
     return {"error": {"message": message, "type": openai_type(status), "param": param,
                       "code": OPENAI_CODES.get(status)}}
 
