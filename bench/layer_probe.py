@@ -36,7 +36,8 @@ from flipkd.models.base_models import causal_tokenizer, load_causal_lm
 from flipkd.models.onnx_teacher import OnnxTeacher
 from flipkd.models.pooling import masked_mean
 from flipkd.models.provision import resolve_model
-from flipkd.training.data import load_pairs, split_path
+from flipkd.training.data import Pair, load_pairs, split_path
+from flipkd.training.transfer_set import nearest_keys
 
 KINDS = ("attention input", "MLP intermediate")
 
@@ -76,8 +77,8 @@ def probe_auc(train_u: dict[str, torch.Tensor], pairs: np.ndarray, targets: np.n
     """Dev ROC-AUC of the probe reading ``read`` ((kind, layer) each, ``width`` rows shared evenly; see the
     module docstring)."""
     generator = torch.Generator().manual_seed(seed)
-    rows = width // len(read)
-    weights = [torch.nn.Parameter(torch.empty(rows, train_u[kind].shape[-1])) for kind, _ in read]
+    per_read = width // len(read)
+    weights = [torch.nn.Parameter(torch.empty(per_read, train_u[kind].shape[-1])) for kind, _ in read]
     for weight in weights:  # LoRA A's initialisation
         torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
     optimiser = torch.optim.AdamW(weights, lr=1e-3, weight_decay=0.01)
@@ -122,7 +123,8 @@ def plot_probe(report: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def index_pairs(pairs, index: dict[str, int]) -> np.ndarray:
+def index_pairs(pairs: list[Pair], index: dict[str, int]) -> np.ndarray:
+    """(len(pairs), 2) positions of each pair's two texts in ``index``."""
     return np.array([[index[p.text_a], index[p.text_b]] for p in pairs])
 
 
@@ -148,11 +150,9 @@ def main() -> None:
     dev_texts = sorted({t for p in dev for t in (p.text_a, p.text_b)})
     teacher = OnnxTeacher(args.teacher, args.threads)
     e = np.asarray(teacher.embed(train_texts, progress="teacher"))
-    similarity = e @ e.T
-    np.fill_diagonal(similarity, -np.inf)
     rng = np.random.default_rng(13)
     count = len(train_texts)
-    nearest = np.argsort(-similarity, axis=1)[:, :args.neighbours]
+    nearest = nearest_keys(e, e, args.neighbours, exclude_self=True)
     pairs = np.concatenate([
         index_pairs(train, {t: i for i, t in enumerate(train_texts)}),
         np.stack([np.repeat(np.arange(count), args.neighbours), nearest.ravel()], axis=1),

@@ -88,7 +88,7 @@ def extra_texts(specs: Sequence[str], max_words: int, limit: int | None) -> list
     return texts if limit is None else texts[:limit]
 
 
-def _nearest(queries: np.ndarray, keys: np.ndarray, k: int, exclude_self: bool) -> np.ndarray:
+def nearest_keys(queries: np.ndarray, keys: np.ndarray, k: int, exclude_self: bool) -> np.ndarray:
     """Indices (len(queries), k) of the k keys with the largest dot product, self excluded if asked."""
     similarities = queries @ keys.T
     if exclude_self:
@@ -128,12 +128,12 @@ def build_transfer_set(config: TransferConfig, labelled: Sequence[Pair], teacher
     for offset, (_, source) in enumerate(variant_of):
         add(n_train + n_extra + offset, source, "variant")
     if config.neighbours:
-        for i, row in enumerate(_nearest(embeddings[:n_train], embeddings, config.neighbours, True)):
+        for i, row in enumerate(nearest_keys(embeddings[:n_train], embeddings, config.neighbours, True)):
             for j in row:
                 add(i, int(j), "hard")
     if n_extra and config.extra_neighbours:
         extra_rows = embeddings[n_train:n_train + n_extra]
-        nearest = _nearest(extra_rows, embeddings[:n_train], config.extra_neighbours, False)
+        nearest = nearest_keys(extra_rows, embeddings[:n_train], config.extra_neighbours, False)
         for offset, row in enumerate(nearest):
             for j in row:
                 add(n_train + offset, int(j), "extra")
