@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from flipkd.training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
+from flipkd.training.losses import cosent_loss, distillation_loss, embedding_loss, margin_contrastive_loss
 from flipkd.training.metrics import best_f1_threshold, bootstrap_f1_interval, classification_metrics
 
 
@@ -41,6 +41,14 @@ def test_distillation_loss_is_mean_squared_gap():
     teacher = torch.tensor([0.7, 0.9, 0.4])
     expected = (0.2**2 + 0 + 0.3**2) / 3
     assert distillation_loss(student, torch.tensor([1, 1, 0]), teacher).item() == pytest.approx(expected)
+
+
+def test_embedding_loss_is_twice_one_minus_cosine_and_ignores_the_projection_length():
+    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    projected = torch.tensor([[3.0, 0.0], [1.0, 1.0]])  # aligned (any length), then 45 degrees off
+    expected = (0.0 + 2 * (1 - math.cos(math.pi / 4))) / 2
+    assert embedding_loss(projected, targets).item() == pytest.approx(expected)
+    assert embedding_loss(-targets, targets).item() == pytest.approx(4.0)
 
 
 def test_margin_contrastive_loss_by_hand():

@@ -3,7 +3,10 @@
 Per optimizer step: micro-batches holding both classes (stratified), the student's cosines s, the
 teacher's t and labels y feed the configured loss (:mod:`flipkd.training.losses`); with a transfer set
 (:mod:`flipkd.training.transfer_set`) each micro-batch also holds ``transfer.batch_size`` teacher-scored
-unlabelled pairs and the loss gains ``transfer.weight * mean (s_u - t_u)^2`` over them. Gradients
+unlabelled pairs and the loss gains ``transfer.weight * mean (s_u - t_u)^2`` over them, and with
+``transfer.embedding_weight`` > 0 ``embedding_weight * L_embed(W z, e)`` over every text of the
+micro-batch (W a training-only linear head onto the teacher's embedding e of the same text, discarded
+with the run: the bundle's encoder is unchanged). Gradients
 accumulate over ``grad_accum`` micro-batches and, under ``torchrun``, are averaged across processes by
 DDP. The frozen stage below the lowest LoRA layer is cached per text
 (:mod:`flipkd.training.hidden_cache`). With ``eval_every`` the dev ROC-AUC is measured every that many
@@ -38,7 +41,7 @@ from flipkd.training.data import Pair, split_path
 from flipkd.training.distill_config import DistillConfig, LossConfig
 from flipkd.training.folds import fold_of
 from flipkd.training.hidden_cache import HiddenCache
-from flipkd.training.losses import cosent_loss, distillation_loss, margin_contrastive_loss
+from flipkd.training.losses import cosent_loss, distillation_loss, embedding_loss, margin_contrastive_loss
 from flipkd.training.lr_schedule import warmup_linear_decay
 from flipkd.training.metrics import classification_metrics
 from flipkd.training.pair_filter import FilterReport, choose_thresholds, dual_threshold_mask
@@ -72,18 +75,21 @@ def pair_loss(config: LossConfig, s: torch.Tensor, y: torch.Tensor, t: torch.Ten
 
 class PairCosine(nn.Module):
     """2B texts [a_1..a_B, b_1..b_B] as :meth:`HiddenCache.groups` sub-batches (rows, hidden, mask) ->
-    cos(z_a, z_b) (B,). The module DDP wraps."""
+    (cos(z_a, z_b) (B,), head(z) (2B, k) in text order; z itself without a head). The module DDP wraps,
+    the training-only head inside it so its gradients are averaged too."""
 
-    def __init__(self, student: LoraEncoder) -> None:
+    def __init__(self, student: LoraEncoder, head: nn.Module | None = None) -> None:
         super().__init__()
         self.student = student
+        self.head = head if head is not None else nn.Identity()
 
-    def forward(self, groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def forward(self, groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         rows = torch.cat([group_rows for group_rows, _, _ in groups])
         z = torch.cat([self.student.encode_hidden(hidden, mask) for _, hidden, mask in groups])
         z = z[torch.argsort(rows)]
         half = z.shape[0] // 2
-        return (z[:half] * z[half:]).sum(dim=-1)
+        return (z[:half] * z[half:]).sum(dim=-1), self.head(z)
 
 
 @dataclass
@@ -188,10 +194,16 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
     data = prepare_data(config)
     student = LoraEncoder(resolve_model(config.base), config.encoder, dtype=dtype, device=device,
                           trainable=True)
-    scorer: nn.Module = PairCosine(student)
+    transfer = data.transfer if data.transfer is not None and config.transfer.weight else None
+    head = None
+    if transfer is not None and config.transfer.embedding_weight:
+        head = nn.Linear(student.dim, transfer.embeddings.shape[1], bias=False, device=device)
+        pool_row = {text: i for i, text in enumerate(transfer.texts)}
+    scorer: nn.Module = PairCosine(student, head)
     if world > 1:
         scorer = DistributedDataParallel(scorer, find_unused_parameters=True)
     named = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
+    named += [(f"embedding_head.{n}", p) for n, p in (head.named_parameters() if head else ())]
     optimizer = torch.optim.AdamW([p for _, p in named], lr=config.train.lr,
                                   weight_decay=config.train.weight_decay)
     per_epoch = math.ceil(len(data.pairs) / config.train.batch_size)
@@ -215,7 +227,6 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
     for epoch in range(math.ceil(config.train.epochs) + 1):
         rng = random.Random(config.train.seed + epoch)
         batches += stratified_batches(data.labels, config.train.batch_size, rng)
-    transfer = data.transfer if data.transfer is not None and config.transfer.weight else None
     transfer_order = (np.random.default_rng(config.train.seed).permutation(len(transfer))
                       if transfer is not None else None)
     dev = config.pairs("dev") if config.train.eval_every else []
@@ -238,7 +249,7 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
                     texts_a += [transfer.texts[i] for i in transfer.a[unlabelled]]
                     texts_b += [transfer.texts[i] for i in transfer.b[unlabelled]]
                 groups = cache.groups(texts_a + texts_b)
-                s = scorer(groups)
+                s, projected = scorer(groups)
                 labelled = s[:len(batch)]
                 y = torch.tensor(data.labels[batch], device=s.device)
                 t = torch.tensor(data.teacher[batch], device=s.device, dtype=s.dtype)
@@ -246,6 +257,10 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
                 if len(unlabelled):
                     t_u = torch.tensor(transfer.teacher[unlabelled], device=s.device, dtype=s.dtype)
                     loss = loss + config.transfer.weight * torch.mean((s[len(batch):] - t_u) ** 2)
+                if head is not None:
+                    rows = [pool_row[text] for text in texts_a + texts_b]
+                    e = torch.from_numpy(transfer.embeddings[rows]).to(projected.device, projected.dtype)
+                    loss = loss + config.transfer.embedding_weight * embedding_loss(projected, e)
                 loss = loss / config.train.grad_accum
                 loss.backward()
                 step_loss += loss.item()

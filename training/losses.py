@@ -8,6 +8,7 @@ N = {i: y_i = 0}; a mean over an empty set is 0.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def _mean_or_zero(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -54,3 +55,9 @@ def margin_contrastive_loss(similarities: torch.Tensor, labels: torch.Tensor, te
     intra_mask = (same_class & (teacher_gap > 0)).to(similarities.dtype)
     intra = _mean_or_zero(torch.relu(gap_scale * teacher_gap - difference), intra_mask)
     return inter + intra
+
+
+def embedding_loss(projected: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """L_embed = mean_i ||p_i / ||p_i|| - e_i||^2 = mean_i 2 (1 - cos(p_i, e_i)) for unit targets e_i:
+    the student's projected representation points where the teacher's embedding of the same text does."""
+    return torch.mean(torch.sum((nn.functional.normalize(projected, dim=-1) - targets) ** 2, dim=-1))

@@ -9,7 +9,9 @@ Every pool text is embedded once by the teacher (unit vectors e); pairs are
     random:     ``random_per_text`` x |T| uniformly drawn pool pairs
 deduplicated as unordered pairs (a pair keeps the first source above that names it), without
 self-pairs and without the labelled pairs themselves, and scored t_ij = e_i . e_j (the teacher's
-cosine). No dev or test text enters the pool.
+cosine). No dev or test text enters the pool. The pool's teacher embeddings are kept too: with
+``embedding_weight`` > 0 the student also regresses them per text through a training-only linear head
+(:func:`flipkd.training.losses.embedding_loss`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class TransferConfig:
     random_per_text: float = 1.0
     max_words: int = 64
     weight: float = 1.0
+    embedding_weight: float = 0.0
     batch_size: int = 32
     seed: int = 13
 
@@ -52,12 +55,14 @@ class TransferConfig:
 
 @dataclass
 class TransferSet:
-    """Pairs (indices into ``texts``) with the teacher's cosine, and where they came from."""
+    """Pairs (indices into ``texts``) with the teacher's cosine, the teacher's unit embedding of every
+    text (row i for ``texts[i]``), and where the pairs came from."""
 
     texts: list[str]
     a: np.ndarray
     b: np.ndarray
     teacher: np.ndarray
+    embeddings: np.ndarray
     counts: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -148,7 +153,7 @@ def build_transfer_set(config: TransferConfig, labelled: Sequence[Pair], teacher
     for source in chosen.values():
         counts[source] = counts.get(source, 0) + 1
     counts |= {"pool_train": n_train, "pool_extra": n_extra, "pool_variants": len(variant_of)}
-    return TransferSet(texts, a, b, scores, counts)
+    return TransferSet(texts, a, b, scores, embeddings, counts)
 
 
 def load_forbidden(paths: Sequence[Path]) -> set[str]:
