@@ -203,7 +203,7 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
     if world > 1:
         scorer = DistributedDataParallel(scorer, find_unused_parameters=True)
     named = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
-    named += [(f"embedding_head.{n}", p) for n, p in (head.named_parameters() if head else ())]
+    named += [(f"embedding_head.{n}", p) for n, p in (head.named_parameters() if head is not None else ())]
     optimizer = torch.optim.AdamW([p for _, p in named], lr=config.train.lr,
                                   weight_decay=config.train.weight_decay)
     per_epoch = math.ceil(len(data.pairs) / config.train.batch_size)
