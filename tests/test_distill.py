@@ -126,16 +126,21 @@ def test_resume_continues_from_the_checkpoint(smoke_config, smollm_dir, tmp_path
 @pytest.mark.slow
 def test_transfer_set_with_embedding_term_trains_resumes_and_ships_no_head(smoke_config, smollm_dir,
                                                                            tmp_path):
-    """The transfer set and the embedding term change the run's losses; the training-only head is part
-    of the checkpoint (a resumed run ends where the uninterrupted one does) and never reaches the adapter."""
+    """The transfer set and the embedding term (onto an ensemble target) change the run's losses; the
+    training-only head is part of the checkpoint (a resumed run ends where the uninterrupted one does)
+    and never reaches the adapter."""
     small = ["train.train_limit=64", "train.batch_size=16", "train.checkpoint_every=2",
              "transfer.enabled=true", "transfer.neighbours=1", "transfer.variants=1",
              "transfer.random_per_text=0.5", "transfer.batch_size=8"]
     plain = train_student(load_config(smoke_config, small), tmp_path / "plain", torch.float32)
-    config = load_config(smoke_config, [*small, "transfer.embedding_weight=1.0"])
+    teacher = load_config(smoke_config).teacher
+    config = load_config(smoke_config, [*small, "transfer.embedding_weight=1.0",
+                                        f"transfer.embedding_teachers=[{teacher}, {teacher}]"])
     first = train_student(config, tmp_path / "embed", torch.float32)
     assert first.steps == 4 and len(first.data.transfer) > 0
-    assert first.data.transfer.embeddings.shape == (len(first.data.transfer.texts), 384)
+    targets = first.data.transfer.embeddings  # a two-teacher ensemble target: [e; e] / sqrt(2)
+    assert targets.shape == (len(first.data.transfer.texts), 768)
+    np.testing.assert_allclose(np.linalg.norm(targets, axis=1), 1.0, atol=1e-5)
     assert first.losses[0] > plain.losses[0] + 0.5  # L_embed starts near 2 (1 - cos) with a fresh head
     resumed = train_student(config, tmp_path / "embed", torch.float32)
     np.testing.assert_allclose(resumed.losses, first.losses, rtol=1e-4)

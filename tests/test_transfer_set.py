@@ -11,18 +11,21 @@ import pytest
 
 from flipkd.training.augment import word_variants
 from flipkd.training.data import Pair
-from flipkd.training.transfer_set import TransferConfig, build_transfer_set, extra_texts
+from flipkd.training.transfer_set import TransferConfig, build_transfer_set, ensemble_embeddings, extra_texts
 
 
 class HashingTeacher:
     """Unit vectors from a hash of each word: texts sharing words get a higher cosine."""
 
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+
     def embed(self, texts, progress=None) -> np.ndarray:
         rows = []
         for text in texts:
-            vector = np.zeros(64, dtype=np.float32)
+            vector = np.zeros(self.dim, dtype=np.float32)
             for word in text.split() or [text]:
-                vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
+                vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % self.dim] += 1.0
             rows.append(vector / np.linalg.norm(vector))
         return np.stack(rows)
 
@@ -77,6 +80,17 @@ def test_transfer_set_pairs_are_new_scored_and_free_of_dev_text(tmp_path):
     assert report["sources"]["pool_train"] == 6
     assert report["sources"]["pool_extra"] == 2
     assert {"hard", "variant", "extra"} <= set(report["sources"])
+
+
+def test_ensemble_embeddings_are_unit_rows_whose_dot_products_average_the_teachers_cosines():
+    texts = [p.text_a for p in LABELLED] + [p.text_b for p in LABELLED]
+    teachers = [HashingTeacher(64), HashingTeacher(48)]
+    ensemble = ensemble_embeddings(texts, teachers)
+    assert ensemble.shape == (len(texts), 112)
+    np.testing.assert_allclose(np.linalg.norm(ensemble, axis=1), 1.0, atol=1e-6)
+    mean_cosine = np.mean([t.embed(texts) @ t.embed(texts).T for t in teachers], axis=0)
+    np.testing.assert_allclose(ensemble @ ensemble.T, mean_cosine, atol=1e-6)
+    assert not np.allclose(mean_cosine, teachers[0].embed(texts) @ teachers[0].embed(texts).T)
 
 
 def test_extra_texts_names_file_and_line_on_a_missing_field(tmp_path):

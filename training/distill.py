@@ -5,10 +5,10 @@ teacher's t and labels y feed the configured loss (:mod:`flipkd.training.losses`
 (:mod:`flipkd.training.transfer_set`) each micro-batch also holds ``transfer.batch_size`` teacher-scored
 unlabelled pairs and the loss gains ``transfer.weight * mean (s_u - t_u)^2`` over them, and with
 ``transfer.embedding_weight`` > 0 ``embedding_weight * L_embed(W z, e)`` over every text of the
-micro-batch (W a training-only linear head onto the teacher's embedding e of the same text, discarded
-with the run: the bundle's encoder is unchanged). Gradients
-accumulate over ``grad_accum`` micro-batches and, under ``torchrun``, are averaged across processes by
-DDP. The frozen stage below the lowest LoRA layer is cached per text
+micro-batch (W a training-only linear head onto the teacher's embedding e of the same text, or onto the
+``transfer.embedding_teachers`` ensemble's, discarded with the run: the bundle's encoder is unchanged).
+Gradients accumulate over ``grad_accum`` micro-batches and, under ``torchrun``, are averaged across
+processes by DDP. The frozen stage below the lowest LoRA layer is cached per text
 (:mod:`flipkd.training.hidden_cache`). With ``eval_every`` the dev ROC-AUC is measured every that many
 steps and the best adapter is kept (early stopping). Checkpoints every ``checkpoint_every`` steps make a
 run resumable (the best-so-far adapter is saved beside them); the same seed gives the same batches.
@@ -46,7 +46,7 @@ from flipkd.training.lr_schedule import warmup_linear_decay
 from flipkd.training.metrics import classification_metrics
 from flipkd.training.pair_filter import FilterReport, choose_thresholds, dual_threshold_mask
 from flipkd.training.teacher_scores import teacher_scores
-from flipkd.training.transfer_set import TransferSet, build_transfer_set, load_forbidden
+from flipkd.training.transfer_set import TransferSet, build_transfer_set, ensemble_embeddings, load_forbidden
 
 
 def stratified_batches(labels: np.ndarray, batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -130,6 +130,9 @@ def prepare_data(config: DistillConfig) -> TrainingData:
     if config.transfer.enabled:
         forbidden = load_forbidden([split_path(config.data, split) for split in ("dev", "test")])
         transfer = build_transfer_set(config.transfer, pairs, OnnxTeacher(config.teacher, 2), forbidden)
+        if config.transfer.embedding_teachers:
+            targets = [OnnxTeacher(Path(folder), 2) for folder in config.transfer.embedding_teachers]
+            transfer.embeddings = ensemble_embeddings(transfer.texts, targets)
     if not config.filter.enabled:
         return TrainingData(pairs, labels, scores, transfer=transfer)
     dev = config.pairs("dev")

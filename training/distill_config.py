@@ -97,7 +97,8 @@ class DistillConfig:
                 "teacher_adapter": str(self.teacher_adapter) if self.teacher_adapter else None,
                 "encoder": self.encoder.to_json(), "loss": vars(self.loss), "filter": vars(self.filter),
                 "train": vars(self.train),
-                "transfer": {**vars(self.transfer), "extra": list(self.transfer.extra)}}
+                "transfer": {**vars(self.transfer), "extra": list(self.transfer.extra),
+                             "embedding_teachers": list(self.transfer.embedding_teachers)}}
 
 
 _SECTIONS = {"encoder": EncoderSpec, "loss": LossConfig, "filter": FilterConfig, "train": TrainConfig,

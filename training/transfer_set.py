@@ -11,11 +11,14 @@ deduplicated as unordered pairs (a pair keeps the first source above that names 
 self-pairs and without the labelled pairs themselves, and scored t_ij = e_i . e_j (the teacher's
 cosine). No dev or test text enters the pool. The pool's teacher embeddings are kept too: with
 ``embedding_weight`` > 0 the student also regresses them per text through a training-only linear head
-(:func:`flipkd.training.losses.embedding_loss`).
+(:func:`flipkd.training.losses.embedding_loss`). ``embedding_teachers`` (ONNX teacher folders) replaces
+that target with an ensemble's: e = [e_1; ...; e_k] / sqrt(k), the k teachers' unit embeddings
+concatenated, so e . e' = mean_k e_k . e'_k, the ensemble's averaged cosine (:func:`ensemble_embeddings`).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,11 +45,13 @@ class TransferConfig:
     max_words: int = 64
     weight: float = 1.0
     embedding_weight: float = 0.0
+    embedding_teachers: tuple[str, ...] = ()
     batch_size: int = 32
     seed: int = 13
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra", tuple(self.extra))
+        object.__setattr__(self, "embedding_teachers", tuple(str(t) for t in self.embedding_teachers))
         for spec in self.extra:
             if ":" not in spec:
                 raise ValueError(f"transfer.extra entry {spec!r} must be FILE:FIELD "
@@ -154,6 +159,13 @@ def build_transfer_set(config: TransferConfig, labelled: Sequence[Pair], teacher
         counts[source] = counts.get(source, 0) + 1
     counts |= {"pool_train": n_train, "pool_extra": n_extra, "pool_variants": len(variant_of)}
     return TransferSet(texts, a, b, scores, embeddings, counts)
+
+
+def ensemble_embeddings(texts: Sequence[str], teachers: Sequence[OnnxTeacher]) -> np.ndarray:
+    """e = [e_1; ...; e_k] / sqrt(k) per text (unit rows): e . e' is the k teachers' mean cosine."""
+    parts = [teacher.embed(list(texts), progress=f"transfer set: embedding teacher {i + 1}/{len(teachers)}")
+             for i, teacher in enumerate(teachers)]
+    return (np.concatenate(parts, axis=1) / math.sqrt(len(parts))).astype(np.float32)
 
 
 def load_forbidden(paths: Sequence[Path]) -> set[str]:
