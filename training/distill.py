@@ -130,7 +130,7 @@ def prepare_data(config: DistillConfig) -> TrainingData:
     if config.transfer.enabled:
         forbidden = load_forbidden([split_path(config.data, split) for split in ("dev", "test")])
         transfer = build_transfer_set(config.transfer, pairs, OnnxTeacher(config.teacher, 2), forbidden)
-        if config.transfer.embedding_teachers:
+        if config.transfer.embedding_weight and config.transfer.embedding_teachers:
             targets = [OnnxTeacher(Path(folder), 2) for folder in config.transfer.embedding_teachers]
             transfer.embeddings = ensemble_embeddings(transfer.texts, targets)
     if not config.filter.enabled:
