@@ -6,7 +6,10 @@ Usage: python bench/distill_table.py --data data/atec --teacher runs/teacher-ate
            --out bench/results/atec
 
 Every row is scored on ``test.jsonl`` at its own dev-calibrated threshold (never fitted on test); the
-F1 interval is a 1000-resample percentile bootstrap. Writes ``table.md``, ``rows.json``,
+F1 interval is a 1000-resample percentile bootstrap. A bundle row may name several seeds' bundles,
+comma-separated (``NAME=A,B,C``): its F1 is then ``mean ± sd`` over the seeds, its interval the
+median-F1 seed's, accuracy, ROC-AUC and train time are means, peak RSS the largest; each seed's own
+metrics are kept in ``rows.json``. Writes ``table.md``, ``rows.json``,
 ``pr_curves.png`` and ``score_distributions.png`` (the first bundle vs the teacher, by label).
 """
 
@@ -33,12 +36,28 @@ from flipkd.training.metrics import bootstrap_f1_interval, classification_metric
 from flipkd.training.student_scores import student_scores  # noqa: E402
 
 
-def named(values: list[str]) -> list[tuple[str, Path]]:
+def named(values: list[str]) -> list[tuple[str, list[Path]]]:
+    """``NAME=FOLDER[,FOLDER...]`` options as (name, folders)."""
     pairs = []
     for value in values:
-        name, _, folder = value.partition("=")
-        pairs.append((name, Path(folder)))
+        name, _, folders = value.partition("=")
+        pairs.append((name, [Path(folder) for folder in folders.split(",")]))
     return pairs
+
+
+def seed_row(runs: list[dict]) -> dict:
+    """One table row from one or more seeds' rows: the median-F1 seed's row (threshold, folder, seed)
+    with F1 / accuracy / ROC-AUC / train time averaged, the F1 sd and the largest peak RSS."""
+    if len(runs) == 1:
+        return runs[0]
+    median = sorted(runs, key=lambda run: run["f1"])[len(runs) // 2]
+    f1 = np.array([run["f1"] for run in runs])
+    return median | {"seeds": runs, "seed": "/".join(str(run["seed"]) for run in runs),
+                     "f1_median_seed": median["f1"], "f1": float(f1.mean()), "f1_sd": float(f1.std(ddof=1)),
+                     "accuracy": float(np.mean([run["accuracy"] for run in runs])),
+                     "auc": float(np.mean([run["auc"] for run in runs])),
+                     "train_seconds": float(np.mean([run["train_seconds"] for run in runs])),
+                     "peak_rss_gib": max(run["peak_rss_gib"] for run in runs)}
 
 
 def main() -> None:
@@ -63,25 +82,34 @@ def main() -> None:
     teacher_info = json.loads(teacher_metrics.read_text()) if teacher_metrics.is_file() else {}
     rows.append({"row": "teacher", "threshold": teacher.threshold,
                  "train_seconds": teacher_info.get("train_seconds"), "steps": teacher_info.get("steps")})
-    for name, folder in named(args.baseline):
+    for name, folders in named(args.baseline):
+        if len(folders) != 1:
+            parser.error(f"--baseline {name}: one folder per baseline, got {len(folders)}")
+        folder = folders[0]
         record = json.loads((folder / "metrics.json").read_text())
         scores_of[name] = load_file(str(folder / "scores.safetensors"))["test"]
         rows.append({"row": name, "threshold": record["test"]["threshold"],
                      "train_seconds": record.get("train_seconds"), "steps": record.get("steps"),
                      "seed": record.get("seed"), "peak_rss_gib": record.get("peak_rss_gib")})
     bundle_scores: dict[Path, np.ndarray] = {}
-    for name, folder in named(args.bundle):
-        bundle = load_bundle(folder)
-        if folder not in bundle_scores:
-            bundle_scores[folder] = student_scores(student_encoder(bundle), test)
-        scores_of[name] = bundle_scores[folder]
-        training = bundle.manifest["training"]
-        rows.append({"row": name, "threshold": bundle.threshold, "train_seconds": training["train_seconds"],
-                     "steps": training["steps"], "seed": bundle.manifest["seed"],
-                     "peak_rss_gib": training["peak_rss_gib"]})
+    for name, folders in named(args.bundle):
+        runs = []
+        for folder in folders:
+            bundle = load_bundle(folder)
+            if folder not in bundle_scores:
+                bundle_scores[folder] = student_scores(student_encoder(bundle), test)
+            training = bundle.manifest["training"]
+            runs.append(
+                {"row": name, "folder": str(folder), "threshold": bundle.threshold,
+                 "train_seconds": training["train_seconds"], "steps": training["steps"],
+                 "seed": bundle.manifest["seed"], "peak_rss_gib": training["peak_rss_gib"]}
+                | classification_metrics(bundle_scores[folder], labels, bundle.threshold))
+        rows.append(seed_row(runs))
+        scores_of[name] = bundle_scores[Path(rows[-1]["folder"])]
     for row in rows:
         scores = scores_of[row["row"]]
-        row |= classification_metrics(scores, labels, row["threshold"])
+        if "f1" not in row:
+            row |= classification_metrics(scores, labels, row["threshold"])
         row["f1_ci95"] = bootstrap_f1_interval(scores, labels, row["threshold"])
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +120,9 @@ def main() -> None:
         low, high = row["f1_ci95"]
         seconds = f"{row['train_seconds']:.0f} s" if row.get("train_seconds") else "–"
         rss = f"{row['peak_rss_gib']:.1f} GiB" if row.get("peak_rss_gib") else "–"
-        lines.append(f"| {row['row']} | {row['f1']:.4f} [{low:.3f}, {high:.3f}] | {row['accuracy']:.4f} "
+        f1 = (f"{row['f1']:.4f} ± {row['f1_sd']:.4f} (median seed {row['f1_median_seed']:.4f} [{low:.3f}, "
+              f"{high:.3f}])" if "seeds" in row else f"{row['f1']:.4f} [{low:.3f}, {high:.3f}]")
+        lines.append(f"| {row['row']} | {f1} | {row['accuracy']:.4f} "
                      f"| {row['auc']:.4f} | {row['threshold']:.3f} | {row.get('steps') or '–'} "
                      f"| {row.get('seed') or '–'} | {seconds} | {rss} |")
     (args.out / "table.md").write_text("\n".join(lines) + "\n")
