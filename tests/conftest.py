@@ -66,6 +66,18 @@ def smollm_dir() -> Path:
     return provisioned("smollm2-135m-instruct")
 
 
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch) -> Path:
+    """An empty model cache (``FLIPKD_HOME``) for exports, sharing the provisioned base models."""
+    from flipkd.models.home import models_dir
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(models_dir())
+    monkeypatch.setenv("FLIPKD_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def trained_teacher(minilm_dir, tmp_path_factory) -> Path:
     """A MiniLM teacher fine-tuned briefly on 64 Medical Question Pairs (real weights, ~1 minute)."""

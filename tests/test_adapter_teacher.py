@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from flipkd.models import teacher_export
 from flipkd.models.bi_encoder import teacher_encoder
 from flipkd.models.bundle import BundleError, load_bundle
 from flipkd.models.hashing import sha256_file
-from flipkd.models.home import models_dir
 from flipkd.models.onnx_teacher import ONNX_FILE, OnnxTeacher
 from flipkd.models.provision import PROVENANCE
 from flipkd.models.teacher_cache import ensure_exported, teacher_cache_dir, teacher_digest
@@ -31,16 +29,6 @@ from flipkd.training.metrics import classification_metrics
 from .conftest import DATA, smoke_config_for
 
 pytestmark = pytest.mark.slow  # trains, exports and distils on real weights
-
-
-@pytest.fixture
-def cache_home(tmp_path, monkeypatch) -> Path:
-    """An empty model cache for exports, sharing the provisioned base models."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "models").symlink_to(models_dir())
-    monkeypatch.setenv("FLIPKD_HOME", str(home))
-    return home
 
 
 def test_an_adapter_teacher_is_plain_peft_over_its_pinned_base(adapter_teacher, minilm_dir):

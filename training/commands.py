@@ -39,6 +39,14 @@ def _export_teacher(args: argparse.Namespace) -> None:
                                 f"from fp32 {report['fp32_f1']:.4f}; only the fp32 graph was kept")
 
 
+def _extract_teacher(args: argparse.Namespace) -> None:
+    from flipkd.training.teacher_extract import extract_adapter_teacher
+
+    metrics = extract_adapter_teacher(args.teacher, args.out, args.rank)
+    print(json.dumps({key: metrics[key] for key in ("rank", "energy_kept", "adapter_bytes", "dev_cosine_gap",
+                                                     "fine_tuned", "source_fine_tuned")}, indent=2))
+
+
 def _distill(args: argparse.Namespace) -> None:
     import torch
 
@@ -118,6 +126,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--data", type=Path, default=None,
                         help="dataset folder for the checks (default: the one the teacher was trained on)")
     export.set_defaults(run=_export_teacher)
+
+    extract = commands.add_parser("extract-teacher",
+                                  help="a fully fine-tuned teacher as a low-rank adapter teacher")
+    extract.add_argument("--teacher", type=Path, required=True, help="fully fine-tuned teacher folder")
+    extract.add_argument("--rank", type=int, default=32, help="rank of each linear layer's weight change")
+    extract.add_argument("--out", type=Path, required=True, help="adapter teacher folder to write")
+    extract.set_defaults(run=_extract_teacher)
+
     distill = commands.add_parser("distill", help="train a FlipKD student and write its bundle")
     distill.add_argument("--config", type=Path, required=True, help="YAML run configuration")
     distill.add_argument("--out", type=Path, required=True, help="bundle folder to write")
