@@ -10,13 +10,17 @@ import numpy as np
 import pytest
 import torch
 from peft import PeftModel
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from flipkd.models.bundle import BundleError, load_bundle, write_manifest
+from flipkd.models.lora_encoder import student_encoder
 from flipkd.training.bundle_build import publish_bundle
 from flipkd.training.data import Pair, load_pairs
 from flipkd.training.distill import stratified_batches, train_student
 from flipkd.training.distill_config import load_config
+from flipkd.training.metrics import best_f1_threshold
+from flipkd.training.student_scores import student_scores
 from flipkd.training.teacher_rebuild import ensure_teacher
 from flipkd.training.teacher_scores import score_cache_path, teacher_scores
 from flipkd.training.teacher_train import TeacherTrainConfig
@@ -153,6 +157,21 @@ def test_publish_copies_a_verified_bundle_without_its_checkpoint(student_bundle,
     assert set(published["files"]) <= {"adapter_config.json", "adapter_model.safetensors", "loss_curve.png"}
     assert "adapter_model.safetensors" in published["files"]
     assert load_bundle(tmp_path / "published").threshold == load_bundle(student_bundle).threshold
+
+
+@pytest.mark.slow
+def test_publish_bf16_halves_the_adapter_and_recalibrates_on_the_stored_weights(student_bundle, tmp_path):
+    published = publish_bundle(student_bundle, tmp_path / "bf16", bf16=True)
+    stored = load_file(str(tmp_path / "bf16" / "adapter_model.safetensors"))
+    assert {tensor.dtype for tensor in stored.values()} == {torch.bfloat16}
+    source = student_bundle / "adapter_model.safetensors"
+    assert (tmp_path / "bf16" / "adapter_model.safetensors").stat().st_size < 0.6 * source.stat().st_size
+    assert published["adapter_dtype"] == "bfloat16"
+    assert published["metrics"]["dev_before_bf16"] == load_bundle(student_bundle).manifest["metrics"]["dev"]
+    dev = load_pairs(REPO / "data/medical_question_pairs/dev.jsonl")
+    bundle = load_bundle(tmp_path / "bf16")
+    scores = student_scores(student_encoder(bundle), dev)
+    assert bundle.threshold == pytest.approx(best_f1_threshold(scores, np.array([p.label for p in dev])))
 
 
 @pytest.mark.slow

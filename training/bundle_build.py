@@ -16,14 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file, save_file
 
 from flipkd.models.bundle import TEACHER_DIR, load_bundle, write_manifest
 from flipkd.models.hashing import sha256_file
+from flipkd.models.lora_encoder import student_encoder
 from flipkd.models.onnx_teacher import ONNX_FILE
 from flipkd.models.provision import base_identity
 from flipkd.models.teacher_cache import teacher_digest
 from flipkd.models.teacher_config import ADAPTER_TEACHER_FILES
-from flipkd.training.data import file_sha256, split_path
+from flipkd.training.data import file_sha256, load_pairs, split_path
 from flipkd.training.distill import train_student
 from flipkd.training.distill_config import DistillConfig
 from flipkd.training.metrics import best_f1_threshold, classification_metrics
@@ -31,7 +33,8 @@ from flipkd.training.plots import plot_loss_curve
 from flipkd.training.student_scores import student_scores
 from flipkd.training.teacher_rebuild import teacher_recipe
 
-BUNDLE_FILES = ("adapter_config.json", "adapter_model.safetensors", "loss_curve.png")
+ADAPTER_FILE = "adapter_model.safetensors"
+BUNDLE_FILES = ("adapter_config.json", ADAPTER_FILE, "loss_curve.png")
 
 
 def teacher_identity(teacher: Path, adapter: Path | None = None) -> dict:
@@ -98,10 +101,18 @@ def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bf
     return manifest
 
 
-def publish_bundle(source: Path, out: Path) -> dict:
+def bf16_adapter(folder: Path) -> None:
+    """Store the student adapter's weights in bfloat16 (half the bytes; the served base runs in bf16)."""
+    path = Path(folder) / ADAPTER_FILE
+    save_file({name: tensor.to(torch.bfloat16) for name, tensor in load_file(str(path)).items()}, str(path))
+
+
+def publish_bundle(source: Path, out: Path, bf16: bool = False) -> dict:
     """Copy a verified bundle's files (no checkpoint; its ``teacher/`` when it carries one) to ``out`` and
     rewrite its manifest there, with the teacher identity of an unbundled teacher refreshed from its
-    folder when it is still present (adds its recipe)."""
+    folder when it is still present (adds its recipe). With ``bf16`` the student adapter is stored in
+    bfloat16 and the threshold and dev metrics are computed again from the stored weights
+    (``adapter_dtype`` and the full-precision ``dev_before_bf16`` are recorded)."""
     bundle = load_bundle(source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,5 +125,16 @@ def publish_bundle(source: Path, out: Path) -> dict:
     teacher = bundle.teacher_source()
     if teacher is not None and teacher != bundle.teacher_dir:
         manifest["teacher"] = teacher_identity(teacher)
+    if bf16:
+        bf16_adapter(out)
+        write_manifest(out, manifest)
+        dev_limit = manifest["config"]["train"].get("dev_limit")
+        dev = load_pairs(split_path(Path(manifest["data"]["folder"]), "dev"))[:dev_limit]
+        scores = student_scores(student_encoder(load_bundle(out)), dev)
+        labels = np.array([p.label for p in dev])
+        manifest["threshold"] = best_f1_threshold(scores, labels)
+        manifest["adapter_dtype"] = "bfloat16"
+        manifest["metrics"] = {**manifest["metrics"], "dev_before_bf16": manifest["metrics"]["dev"],
+                               "dev": classification_metrics(scores, labels, manifest["threshold"])}
     write_manifest(out, manifest)
     return load_bundle(out).manifest

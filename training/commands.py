@@ -86,7 +86,7 @@ def _teacher(args: argparse.Namespace) -> None:
 def _publish(args: argparse.Namespace) -> None:
     from flipkd.training.bundle_build import publish_bundle
 
-    manifest = publish_bundle(args.bundle, args.out)
+    manifest = publish_bundle(args.bundle, args.out, bf16=args.bf16)
     print(json.dumps({"bundle": str(args.out), "files": manifest["files"]}, indent=2))
 
 
@@ -168,4 +168,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     publish = commands.add_parser("publish", help="copy a bundle (no checkpoint) with a fresh manifest")
     publish.add_argument("--bundle", type=Path, required=True)
     publish.add_argument("--out", type=Path, required=True)
+    publish.add_argument("--bf16", action="store_true",
+                         help="store the student adapter in bfloat16 and recalibrate the threshold on dev")
     publish.set_defaults(run=_publish)
