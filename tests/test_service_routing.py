@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flipkd.models import teacher_cache
-from flipkd.models.bundle import DEFAULT_BUNDLE, SHIPPED_BUNDLES, load_bundle
+from flipkd.models.bundle import DEFAULT_BUNDLE, SHIPPED_BUNDLES, TEACHER_DIR, load_bundle, write_manifest
 from flipkd.service.facade import EngineFactories, MatchingService
 from flipkd.service.metrics import ServiceMetrics
 from flipkd.service.server import free_port, running_server
@@ -28,6 +28,15 @@ from .conftest import THREADS
 from .fakes import FakeEngine, fake_adapter_teacher, fake_factories
 
 STUDENT_THRESHOLD = load_bundle(DEFAULT_BUNDLE).threshold
+
+
+def without_teacher(bundle: Path, out: Path) -> Path:
+    """A copy of ``bundle`` (same folder name) that carries no teacher, with a fresh manifest."""
+    out = out / bundle.name
+    shutil.copytree(bundle, out, ignore=shutil.ignore_patterns(TEACHER_DIR))
+    write_manifest(out, {key: value for key, value in load_bundle(out, verify=False).manifest.items()
+                         if key != "files"})
+    return out
 
 
 def settings_for(tmp_path: Path, **extra) -> Settings:
@@ -290,7 +299,8 @@ def test_two_domains_each_answer_with_their_own_student_threshold_and_teacher(tm
     monkeypatch.chdir(tmp_path)  # the MQP bundle's training-time teacher path must not resolve here
     students = {"atec": FakeEngine("student", seed="atec"), "mqp": FakeEngine("student", seed="mqp")}
     thresholds = {name: load_bundle(SHIPPED_BUNDLES / name).threshold for name in students}
-    settings = settings_for(tmp_path, bundles=["atec", str(SHIPPED_BUNDLES / "mqp")], fallback=True)
+    mqp = without_teacher(SHIPPED_BUNDLES / "mqp", tmp_path / "copy")  # a domain with no teacher at all
+    settings = settings_for(tmp_path, bundles=["atec", str(mqp)], fallback=True)
     with serving(settings, students, teacher) as client:
         answers = {name: client.post("/match", json=pair("fever", "a rash", domain=name)).json()
                    for name in students}
