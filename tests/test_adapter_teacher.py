@@ -72,8 +72,10 @@ def test_the_export_is_made_once_and_matches_torch(adapter_teacher, cache_home, 
 
 def test_a_bundle_carries_its_adapter_teacher(adapter_teacher, smollm_dir, cache_home, tmp_path):
     config = load_config(smoke_config_for(adapter_teacher, tmp_path),
-                         ["train.train_limit=32", "train.dev_limit=32"])
+                         ["train.train_limit=32", "train.dev_limit=32",
+                          f"transfer.embedding_teachers=[{adapter_teacher}]"])
     assert (config.teacher, config.teacher_adapter) == (teacher_cache_dir(adapter_teacher), adapter_teacher)
+    assert config.transfer.embedding_teachers == (str(teacher_cache_dir(adapter_teacher)),)
     build_bundle(config, tmp_path / "bundle", torch.float32)
     published = tmp_path / "published"
     manifest = publish_bundle(tmp_path / "bundle", published)

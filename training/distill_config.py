@@ -159,11 +159,14 @@ def load_config(path: Path, overrides: list[str] = ()) -> DistillConfig:
 
 
 def with_onnx_teachers(config: DistillConfig) -> DistillConfig:
-    """``config`` with every adapter teacher (``teacher``, ``teacher_folds``) replaced by its ONNX folder
+    """``config`` with every adapter teacher (``teacher``, ``teacher_folds``,
+    ``transfer.embedding_teachers``) replaced by its ONNX folder
     (:func:`flipkd.models.teacher_cache.onnx_teacher_dir`) and the adapter ``teacher`` kept in
     ``teacher_adapter``."""
     if config.teacher is None:
         return config
     adapter = config.teacher if is_adapter_teacher(config.teacher) else None
+    targets = tuple(str(onnx_teacher_dir(Path(folder))) for folder in config.transfer.embedding_teachers)
     return replace(config, teacher=onnx_teacher_dir(config.teacher), teacher_adapter=adapter,
-                   teacher_folds=tuple(onnx_teacher_dir(folder) for folder in config.teacher_folds))
+                   teacher_folds=tuple(onnx_teacher_dir(folder) for folder in config.teacher_folds),
+                   transfer=replace(config.transfer, embedding_teachers=targets))

@@ -11,9 +11,10 @@ deduplicated as unordered pairs (a pair keeps the first source above that names 
 self-pairs and without the labelled pairs themselves, and scored t_ij = e_i . e_j (the teacher's
 cosine). No dev or test text enters the pool. The pool's teacher embeddings are kept too: with
 ``embedding_weight`` > 0 the student also regresses them per text through a training-only linear head
-(:func:`flipkd.training.losses.embedding_loss`). ``embedding_teachers`` (ONNX teacher folders) replaces
-that target with an ensemble's: e = [e_1; ...; e_k] / sqrt(k), the k teachers' unit embeddings
-concatenated, so e . e' = mean_k e_k . e'_k, the ensemble's averaged cosine (:func:`ensemble_embeddings`).
+(:func:`flipkd.training.losses.embedding_loss`). ``embedding_teachers`` (teacher folders; an adapter
+teacher resolves to its ONNX export) replaces that target with an ensemble's:
+e = [e_1; ...; e_k] / sqrt(k), the k teachers' unit embeddings concatenated, so e . e' = mean_k e_k . e'_k,
+the ensemble's averaged cosine (:func:`ensemble_embeddings`).
 """
 
 from __future__ import annotations
