@@ -31,6 +31,8 @@ from sklearn.metrics import precision_recall_curve  # noqa: E402
 from flipkd.models.bundle import load_bundle  # noqa: E402
 from flipkd.models.lora_encoder import student_encoder  # noqa: E402
 from flipkd.models.onnx_teacher import OnnxTeacher  # noqa: E402
+from flipkd.models.teacher_cache import onnx_teacher_dir  # noqa: E402
+from flipkd.models.teacher_config import is_adapter_teacher  # noqa: E402
 from flipkd.training.data import load_pairs, split_path  # noqa: E402
 from flipkd.training.metrics import bootstrap_f1_interval, classification_metrics  # noqa: E402
 from flipkd.training.student_scores import student_scores  # noqa: E402
@@ -63,7 +65,8 @@ def seed_row(runs: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--teacher", type=Path, required=True)
+    parser.add_argument("--teacher", type=Path, required=True,
+                        help="exported ONNX teacher, or an adapter teacher (exported on first use)")
     parser.add_argument("--baseline", action="append", default=[], metavar="NAME=FOLDER")
     parser.add_argument("--bundle", action="append", default=[], metavar="NAME=FOLDER")
     parser.add_argument("--out", type=Path, required=True)
@@ -75,10 +78,11 @@ def main() -> None:
     rows: list[dict] = []
     scores_of: dict[str, np.ndarray] = {}
 
-    teacher = OnnxTeacher(args.teacher, threads=args.threads)
+    teacher = OnnxTeacher(onnx_teacher_dir(args.teacher), threads=args.threads)
     scores_of["teacher"] = teacher.score_pairs([p.text_a for p in test], [p.text_b for p in test],
                                                progress="teacher")
-    teacher_metrics = args.teacher.with_name(args.teacher.name.removesuffix("-onnx")) / "metrics.json"
+    teacher_metrics = args.teacher / "metrics.json" if is_adapter_teacher(args.teacher) else \
+        args.teacher.with_name(args.teacher.name.removesuffix("-onnx")) / "metrics.json"
     teacher_info = json.loads(teacher_metrics.read_text()) if teacher_metrics.is_file() else {}
     rows.append({"row": "teacher", "threshold": teacher.threshold,
                  "train_seconds": teacher_info.get("train_seconds"), "steps": teacher_info.get("steps")})
