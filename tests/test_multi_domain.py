@@ -39,7 +39,7 @@ class BreakableStudent(StudentEngine):
 
 
 def test_both_shipped_bundles_served_by_one_process(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no training-time teacher folder resolves: students only
+    monkeypatch.chdir(tmp_path)  # no training-time teacher folder resolves (MQP's own teacher/ does)
     bases, students = BaseModels(), {}
 
     def make_student(bundle: Bundle) -> BreakableStudent:
