@@ -1,5 +1,5 @@
-"""The serving side's ``flipkd`` subcommands: ``serve``, ``healthcheck``, ``provision`` and
-``export-student``.
+"""The serving side's ``flipkd`` subcommands: ``serve``, ``healthcheck``, ``provision``,
+``export-student`` and ``export-teachers``.
 
 Registering them imports nothing heavy; ``healthcheck`` runs on the standard library and the settings
 alone (the container runs it every 30 s with a 5 s timeout).
@@ -32,6 +32,21 @@ def _export_student(args: argparse.Namespace) -> None:
                           **json.loads((folder / "export.json").read_text())}))
 
 
+def _export_teachers(args: argparse.Namespace) -> None:
+    """Export the teacher each bundle carries (``teacher/``) into the model cache, as the service would on
+    first use (a server with a read-only cache cannot); prints each bundle's ONNX teacher folder, or null
+    for a bundle that carries none."""
+    import json
+
+    from flipkd.models.bundle import bundle_folder, load_bundle
+    from flipkd.models.teacher_cache import onnx_teacher_dir
+
+    for name in args.bundle:
+        carried = load_bundle(bundle_folder(name)).teacher_dir
+        folder = None if carried is None else str(onnx_teacher_dir(carried))
+        print(json.dumps({"bundle": name, "teacher": folder}))
+
+
 def _serve(args: argparse.Namespace) -> None:
     from flipkd.service.server import serve
     from flipkd.service.settings import Settings
@@ -59,7 +74,8 @@ def _healthcheck(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``provision``, ``serve``, ``healthcheck`` and ``export-student`` to the ``flipkd`` parser."""
+    """Add ``provision``, ``serve``, ``healthcheck``, ``export-student`` and ``export-teachers`` to the
+    ``flipkd`` parser."""
     provision = commands.add_parser("provision", help="bring the default base models into $FLIPKD_HOME")
     provision.add_argument("models", nargs="*", help="default model names (all when omitted)")
     provision.set_defaults(run=_provision)
@@ -84,3 +100,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--bundle", action="append", required=True,
                         help="a shipped bundle's name (atec, mqp) or a bundle folder; repeatable")
     export.set_defaults(run=_export_student)
+
+    teachers = commands.add_parser("export-teachers", help="export the teachers bundles carry to ONNX into "
+                                   "$FLIPKD_HOME (for a server whose model cache is read-only)")
+    teachers.add_argument("--bundle", action="append", required=True,
+                          help="a shipped bundle's name (atec, mqp) or a bundle folder; repeatable")
+    teachers.set_defaults(run=_export_teachers)

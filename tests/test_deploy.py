@@ -65,11 +65,13 @@ def test_gpu_autoscaling_and_monitoring_values_take_effect():
     assert any(o["kind"] == "ServiceMonitor" for o in objects)
 
 
-def test_an_onnx_student_is_exported_into_the_cache_before_the_server_starts():
-    def init_containers(values: dict) -> dict[str, dict]:
-        deployment = next(o for o in render(values) if o["kind"] == "Deployment")
-        return {c["name"]: c for c in deployment["spec"]["template"]["spec"].get("initContainers", [])}
+def init_containers(values: dict) -> dict[str, dict]:
+    """The rendered Deployment's init containers by name."""
+    deployment = next(o for o in render(values) if o["kind"] == "Deployment")
+    return {c["name"]: c for c in deployment["spec"]["template"]["spec"].get("initContainers", [])}
 
+
+def test_an_onnx_student_is_exported_into_the_cache_before_the_server_starts():
     assert "export-student" not in init_containers({})
     onnx = {"settings": {"FLIPKD_STUDENT_RUNTIME": "onnx-int8"}, "bundles": ["atec", "/models/bundles/faq"]}
     export = init_containers(onnx)["export-student"]
@@ -78,6 +80,14 @@ def test_an_onnx_student_is_exported_into_the_cache_before_the_server_starts():
     assert {"name": "models", "mountPath": "/var/lib/flipkd"} in export["volumeMounts"]
     default_bundle = init_containers({"settings": {"FLIPKD_STUDENT_RUNTIME": "onnx"}})["export-student"]
     assert default_bundle["command"][2:] == ["--bundle", "atec"]
+
+
+def test_the_teachers_bundles_carry_are_exported_into_the_cache_before_the_server_starts():
+    assert "export-teachers" not in init_containers({})  # atec alone carries no teacher
+    export = init_containers({"bundles": ["atec", "mqp"]})["export-teachers"]
+    assert export["command"] == ["flipkd", "export-teachers", "--bundle", "atec", "--bundle", "mqp"]
+    assert {"name": "models", "mountPath": "/var/lib/flipkd"} in export["volumeMounts"]
+    assert "export-teachers" not in init_containers({"bundles": ["mqp"], "teacher": {"enabled": False}})
 
 
 @pytest.mark.parametrize("values, message", [
