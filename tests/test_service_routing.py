@@ -31,11 +31,11 @@ STUDENT_THRESHOLD = load_bundle(DEFAULT_BUNDLE).threshold
 
 
 def without_teacher(bundle: Path, out: Path) -> Path:
-    """A copy of ``bundle`` (same folder name) that carries no teacher, with a fresh manifest."""
+    """A copy of ``bundle`` (same folder name) with no teacher to find: none carried, none recorded."""
     out = out / bundle.name
     shutil.copytree(bundle, out, ignore=shutil.ignore_patterns(TEACHER_DIR))
-    write_manifest(out, {key: value for key, value in load_bundle(out, verify=False).manifest.items()
-                         if key != "files"})
+    manifest = load_bundle(out, verify=False).manifest
+    write_manifest(out, {key: value for key, value in manifest.items() if key != "files"} | {"teacher": None})
     return out
 
 
