@@ -97,16 +97,15 @@ def extract_adapter_teacher(full: Path, out: Path, rank: int, targets: tuple[str
     data = Path(source["data"])
     dev = load_pairs(split_path(data, "dev"))
     test = load_pairs(split_path(data, "test"))
-    scores = {}
-    for name, folder in (("full", full), ("adapter", out)):
-        encoder = teacher_encoder(folder)
-        scores[name] = {split: encoder.score_pairs([p.text_a for p in pairs], [p.text_b for p in pairs])
-                        for split, pairs in (("dev", dev), ("test", test))}
-    report = dev_test_report(scores["adapter"]["dev"], np.array([p.label for p in dev]),
-                             scores["adapter"]["test"], np.array([p.label for p in test]))
+    adapter = teacher_encoder(out)
+    dev_scores, test_scores = (adapter.score_pairs([p.text_a for p in pairs], [p.text_b for p in pairs])
+                               for pairs in (dev, test))
+    report = dev_test_report(dev_scores, np.array([p.label for p in dev]),
+                             test_scores, np.array([p.label for p in test]))
     config.threshold = report["dev"]["threshold"]
     config.save(out)
-    gap = np.abs(scores["adapter"]["dev"] - scores["full"]["dev"])
+    full_dev = teacher_encoder(full).score_pairs([p.text_a for p in dev], [p.text_b for p in dev])
+    gap = np.abs(dev_scores - full_dev)
     metrics = {"base": config.base, "mode": "extracted", "source": str(full),
                "source_sha256": sha256_file(full / "model.safetensors"), "data": str(data),
                "rank": rank, "targets": list(targets), "energy_kept": round(energy, 4),
