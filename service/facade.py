@@ -7,7 +7,8 @@ default. Students over the same base model share one copy of its weights
 batchers, cache and metrics, so batches never mix domains; with several domains their students share
 ``student_workers`` batch slots, so mixed traffic never runs more student batches at once than one
 domain would. The default domain's teacher is
-``settings.teacher`` or the bundle's own; every other domain's is its bundle's own.
+``settings.teacher`` or the bundle's own; every other domain's is its bundle's own; with
+``settings.teacher_enabled`` off no domain has one.
 
 The service is ready once every domain's student is warmed up; teachers attach when they can.
 """
@@ -92,7 +93,8 @@ class MatchingService:
         self.domains: dict[str, Domain] = {}
         for index, (name, folder) in enumerate(zip(names, folders, strict=True)):
             bundle = load_bundle(folder)
-            teacher = bundle.teacher_source(settings.teacher if index == 0 else None)
+            teacher = bundle.teacher_source(settings.teacher if index == 0 else None) \
+                if settings.teacher_enabled else None
             self.domains[name] = Domain(name, bundle, teacher, settings, metrics, self._shadow_log, slots)
             metrics.model_info.labels(
                 domain=name, bundle=str(bundle.folder), base_model=bundle.base_model,

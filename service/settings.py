@@ -24,6 +24,8 @@ class Settings(BaseSettings):
                         "is the default domain; the shipped ATEC bundle if unset")
     teacher: Path | None = Field(None, description="the default domain's teacher folder (ONNX or adapter); "
                                  "the bundle's own teacher if unset")
+    teacher_enabled: bool = Field(True, description="attach teachers at all; off: every domain serves its "
+                                  "student alone (no shadow, A/B or fallback)")
     teacher_retry_s: float = Field(30.0, gt=0, description="seconds between attempts to attach a teacher "
                                    "that is missing or failed to load")
     host: str = Field("127.0.0.1", description="address the server binds to")

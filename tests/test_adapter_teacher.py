@@ -103,3 +103,21 @@ def test_a_bundle_carries_its_adapter_teacher(adapter_teacher, smollm_dir, cache
         handle.write(b"\x00\x01\x02\x03")
     with pytest.raises(BundleError, match="teacher/adapter_model.safetensors"):
         load_bundle(published)
+
+
+def test_publish_can_carry_a_teacher_the_student_did_not_learn_from(student_bundle, adapter_teacher,
+                                                                   cache_home, tmp_path):
+    trained_with = load_bundle(student_bundle).manifest["teacher"]
+    published = tmp_path / "published"
+    manifest = publish_bundle(student_bundle, published, teacher=adapter_teacher)
+    assert manifest["teacher"] == trained_with  # still the teacher the student learned from
+    assert manifest["carried_teacher"]["adapter_sha256"] == teacher_digest(published / "teacher") \
+        == teacher_digest(adapter_teacher)
+    assert manifest["carried_teacher"]["threshold"] == TeacherConfig.load(adapter_teacher).threshold
+    bundle = load_bundle(published)
+    assert bundle.teacher_source() == bundle.teacher_dir == published / "teacher"
+    assert bundle.find_teacher() == teacher_cache_dir(adapter_teacher)
+
+    with pytest.raises(ValueError, match="not an adapter teacher: missing teacher.json"):
+        publish_bundle(student_bundle, tmp_path / "refused", teacher=student_bundle)
+    assert not (tmp_path / "refused").exists()  # nothing half-written

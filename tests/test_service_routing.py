@@ -349,6 +349,20 @@ def test_two_domains_each_answer_with_their_own_student_threshold_and_teacher(tm
     assert served == {"atec": 2, "mqp": 3} and fallbacks == {"atec": 1, "mqp": 0}
 
 
+def test_teachers_switched_off_leave_every_domain_to_its_student(tmp_path, student, teacher):
+    settings = settings_for(tmp_path, bundles=["atec", "mqp"], teacher_enabled=False, fallback=True,
+                            shadow_share=1.0)
+    assert load_bundle(SHIPPED_BUNDLES / "mqp").teacher_dir is not None  # carried, and still not attached
+    with serving(settings, student, teacher) as client:
+        readiness = client.get("/readyz").json()
+        answer = client.post("/match", json=pair("fever", "a rash", domain="mqp")).json()
+        asked = client.post("/v1/embeddings", json={"input": ["fever"], "model": "mqp-teacher"})
+    assert {name: domain["teacher"] for name, domain in readiness["domains"].items()} == \
+        {"atec": None, "mqp": None}
+    assert answer["served_by"] == "student"
+    assert asked.status_code == 404 and "no teacher configured" in asked.json()["error"]["message"]
+
+
 def test_bundles_with_one_name_are_refused_at_start(tmp_path):
     copy = tmp_path / "atec"
     shutil.copytree(SHIPPED_BUNDLES / "atec", copy)

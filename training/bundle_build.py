@@ -107,24 +107,53 @@ def bf16_adapter(folder: Path) -> None:
     save_file({name: tensor.to(torch.bfloat16) for name, tensor in load_file(str(path)).items()}, str(path))
 
 
-def publish_bundle(source: Path, out: Path, bf16: bool = False) -> dict:
+def carried_teacher_identity(adapter: Path) -> dict:
+    """Identity of an adapter teacher a bundle carries beside (not as) the teacher its student learned
+    from: folder name, sha256 of its files, ``teacher.json`` and, when it has a ``metrics.json`` (for
+    example from ``flipkd extract-teacher``), how it was made and its dev metrics."""
+    missing = [name for name in ADAPTER_TEACHER_FILES if not (Path(adapter) / name).is_file()]
+    if missing:
+        raise ValueError(f"{adapter} is not an adapter teacher: missing {', '.join(missing)}")
+    identity = {"folder": Path(adapter).name, "adapter_sha256": teacher_digest(adapter),
+                **json.loads((Path(adapter) / "teacher.json").read_text())}
+    metrics_file = Path(adapter) / "metrics.json"
+    if metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        identity.update({key: metrics[key] for key in ("mode", "rank", "source_sha256", "energy_kept",
+                                                       "dev_cosine_gap", "recipe", "source_recipe")
+                         if key in metrics})
+        if "fine_tuned" in metrics:
+            identity["dev"] = metrics["fine_tuned"]["dev"]
+    return identity
+
+
+def publish_bundle(source: Path, out: Path, bf16: bool = False, teacher: Path | None = None) -> dict:
     """Copy a verified bundle's files (no checkpoint; its ``teacher/`` when it carries one) to ``out`` and
     rewrite its manifest there, with the teacher identity of an unbundled teacher refreshed from its
     folder when it is still present (adds its recipe). With ``bf16`` the student adapter is stored in
     bfloat16 and the threshold and dev metrics are computed again from the stored weights
-    (``adapter_dtype`` and the full-precision ``dev_before_bf16`` are recorded)."""
+    (``adapter_dtype`` and the full-precision ``dev_before_bf16`` are recorded). With ``teacher`` (an
+    adapter teacher folder) the bundle carries that teacher in ``teacher/`` instead: ``teacher`` in the
+    manifest stays the one the student learned from and ``carried_teacher`` names the one shipped, so a
+    teacher that is not byte-for-byte the student's is never passed off as it."""
     bundle = load_bundle(source)
+    carried = None if teacher is None else carried_teacher_identity(teacher)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in BUNDLE_FILES:
         if (bundle.folder / name).is_file():
             shutil.copy2(bundle.folder / name, out / name)
-    if bundle.teacher_dir is not None:
+    if teacher is not None:
+        shutil.rmtree(out / TEACHER_DIR, ignore_errors=True)
+        bundle_teacher(teacher, out)
+    elif bundle.teacher_dir is not None:
         shutil.copytree(bundle.teacher_dir, out / TEACHER_DIR, dirs_exist_ok=True)
     manifest = {key: value for key, value in bundle.manifest.items() if key != "files"}
-    teacher = bundle.teacher_source()
-    if teacher is not None and teacher != bundle.teacher_dir:
-        manifest["teacher"] = teacher_identity(teacher)
+    trained_with = bundle.teacher_source()
+    if trained_with is not None and trained_with != bundle.teacher_dir:
+        manifest["teacher"] = teacher_identity(trained_with)
+    if carried is not None:
+        manifest["carried_teacher"] = carried
     if bf16:
         bf16_adapter(out)
         write_manifest(out, manifest)
