@@ -1,0 +1,68 @@
+"""Would averaging the student's and its bundled teacher's scores beat the teacher? Dev-only analysis.
+
+fused_w = w * z(s_student) + (1 - w) * z(s_teacher), z standardising each model's scores over the pairs
+read; for each w the ROC-AUC and the best F1 over all thresholds (an upper bound: the threshold is chosen
+on the same pairs). w = 0 is the teacher alone, w = 1 the student alone.
+
+Usage: python bench/score_fusion.py --bundle models/bundles/mqp \
+           --data data/medical_question_pairs/dev.jsonl --out bench/results/mqp-fusion/dev.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score, roc_auc_score
+
+from flipkd.models.bundle import load_bundle
+from flipkd.models.lora_encoder import student_encoder
+from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.training.data import load_pairs
+from flipkd.training.student_scores import student_scores
+
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def best_f1(scores: np.ndarray, labels: np.ndarray) -> float:
+    """max over thresholds t of F1(scores >= t)."""
+    return max(f1_score(labels, scores >= threshold) for threshold in np.unique(scores))
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    return (scores - scores.mean()) / scores.std()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    bundle = load_bundle(args.bundle)
+    pairs = load_pairs(args.data)
+    labels = np.array([p.label for p in pairs])
+    student = standardised(student_scores(student_encoder(bundle), pairs))
+    teacher_folder = bundle.find_teacher()
+    if teacher_folder is None:
+        raise SystemExit(f"{args.bundle} has no teacher to fuse with")
+    teacher = OnnxTeacher(teacher_folder, threads=torch.get_num_threads())
+    teacher_scores = standardised(np.asarray(teacher.score_pairs([p.text_a for p in pairs],
+                                                                 [p.text_b for p in pairs])))
+    rows = []
+    for weight in WEIGHTS:
+        fused = weight * student + (1 - weight) * teacher_scores
+        rows.append({"student_weight": weight, "auc": roc_auc_score(labels, fused),
+                     "best_f1": best_f1(fused, labels)})
+        print(f"w={weight:.2f}  ROC-AUC {rows[-1]['auc']:.4f}  best F1 {rows[-1]['best_f1']:.4f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"bundle": str(args.bundle), "data": str(args.data), "n": len(pairs),
+                                    "score_correlation": float(np.corrcoef(student, teacher_scores)[0, 1]),
+                                    "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
