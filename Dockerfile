@@ -7,8 +7,9 @@
 #   --build-arg PIP_INDEX_URL=<PyPI mirror> and --build-arg TORCH_INDEX_URL=<index holding torch's wheel>
 #   (torch comes from TORCH_INDEX_URL alone, everything else, torch's own requirements too, from PIP_INDEX_URL).
 #   scripts/image_check.sh builds this way from a debootstrapped base and a local torch wheel.
-# Model weights and the ONNX teacher are not in the image: they live on a volume at /var/lib/flipkd
-# ($FLIPKD_HOME), filled by `flipkd provision` (an init step) and mounted read-only by the server.
+# Model weights are not in the image: they live on a volume at /var/lib/flipkd ($FLIPKD_HOME), filled by
+# `flipkd provision` and `flipkd export-teachers` (the teachers the bundles carry, exported to ONNX; init
+# steps) and mounted read-only by the server.
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 ARG TORCH_FLAVOR=cpu
 
@@ -38,7 +39,6 @@ RUN groupadd --system --gid 10001 flipkd \
     && mkdir -p /var/lib/flipkd \
     && chown flipkd:flipkd /var/lib/flipkd
 COPY --from=build /opt/venv /opt/venv
-COPY data/atec /opt/flipkd/data/atec
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HOME=/tmp/hf \

@@ -34,16 +34,13 @@ $(TEACHER)/metrics.json: | $(STAMP)
 $(TEACHER)-onnx/export.json: $(TEACHER)/metrics.json
 	$(BIN)/flipkd export-teacher --teacher $(TEACHER) --out $(TEACHER)-onnx
 
-## The main job: the service on the shipped ATEC bundle with its ONNX teacher in shadow mode
+## The main job: the service on the shipped ATEC bundle with the teacher it carries in shadow mode
 ## (SHADOW_SHARE of the /match requests are also scored by the teacher; FLIPKD_* settings apply).
-## The student answers as soon as it is loaded; a missing teacher is built in the background (log in
-## $(TEACHER).log) and the running service attaches it once it is exported.
+## The student answers as soon as it is loaded; the bundle's teacher (an adapter over
+## multilingual-e5-small) is exported to ONNX into the model cache on first use and attaches then.
 serve: | $(STAMP)
-	$(BIN)/flipkd provision qwen2.5-coder-0.5b-instruct
-	@test -f $(TEACHER)-onnx/export.json || { mkdir -p $(dir $(TEACHER)); \
-	  echo "==> building the teacher in the background (log: $(TEACHER).log); it attaches when exported"; \
-	  $(MAKE) --no-print-directory teacher > $(TEACHER).log 2>&1 & }
-	FLIPKD_SHADOW_SHARE=$(SHADOW_SHARE) $(BIN)/flipkd serve --teacher $(TEACHER)-onnx
+	$(BIN)/flipkd provision qwen2.5-coder-0.5b-instruct multilingual-e5-small
+	FLIPKD_SHADOW_SHARE=$(SHADOW_SHARE) $(BIN)/flipkd serve
 
 ## The test suite (provisions the small base models it needs on first run), after lint and the
 ## deployment checks (chart rendered and validated against the Kubernetes schemas, Dockerfile linted).

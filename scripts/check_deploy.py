@@ -33,8 +33,10 @@ SCENARIOS: dict[str, dict] = {
     "autoscaling-queue-depth": {"autoscaling": {"enabled": True, "queueDepth": {"enabled": True}}},
     "servicemonitor": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
     "onnx-student": {"settings": {"FLIPKD_STUDENT_RUNTIME": "onnx-int8"}, "bundles": ["atec", "mqp"]},
+    "no-teacher": {"teacher": {"enabled": False}},
     "everything": {"gpu": {"enabled": True}, "autoscaling": {"enabled": True},
-                   "serviceMonitor": {"enabled": True}, "teacher": {"build": True},
+                   "serviceMonitor": {"enabled": True},
+                   "teacher": {"path": "/var/lib/flipkd/teachers/mine-onnx"},
                    "apiKey": {"existingSecret": "flipkd-api-key"}, "bundles": ["/bundles/mqp", "atec"],
                    "modelCache": {"persistentVolumeClaim": {"existingClaim": "shared-models"}}},
 }

@@ -1,28 +1,24 @@
 #!/usr/bin/env bash
 # Build the CPU service image on this machine and run it the way a cluster would, then check it from outside.
 #
-#   sudo bash scripts/image_check.sh [--teacher DIR]      (root: podman, runc and debootstrap are Debian packages)
+#   sudo bash scripts/image_check.sh      (root: podman, runc and debootstrap are Debian packages)
 #
 # 1. A Python 3.11 base from `debootstrap bookworm` (python3, python3-venv, python-is-python3), imported as
 #    localhost/flipkd-python:3.11-bookworm (kept between runs).
 # 2. `podman build` of the Dockerfile with PYTHON_IMAGE set to that base and TORCH_INDEX_URL set to a
 #    PEP 503 index served on loopback from a local torch wheel (TORCH_WHEEL, default: /opt/wheels); the other
 #    packages come from PIP_INDEX_URL (default PyPI).
-# 3. `flipkd provision` into a named volume, as the image's non-root user, read-only root filesystem.
+# 3. `flipkd provision` (the student's and the teacher's bases) into a named volume, then `flipkd export-teachers`
+#    (the teacher the ATEC bundle carries, exported to ONNX there), as the image's non-root user with a read-only
+#    root filesystem: the chart's init containers. Nothing is trained.
 # 4. The server as uid 10001 with a read-only root filesystem, a tmpfs /tmp and the volume mounted read-only;
-#    from the host: /readyz, /match, /metrics, the image's health check, and SIGTERM (`podman stop`) ending the
+#    from the host: /readyz (student and teacher attached), /match, /metrics, the image's health check, and
+#    SIGTERM (`podman stop`) ending the
 #    process cleanly within its grace period.
 # Writes bench/results/image_check.json (image size, build, provisioning and start-up times).
-# With --teacher DIR an exported ONNX teacher built elsewhere is copied into the volume (nothing is trained).
 set -euo pipefail
 
-teacher=""
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --teacher) teacher=$(realpath -e "$2") || { echo "no teacher folder $2" >&2; exit 2; }; shift 2 ;;
-    *) echo "usage: scripts/image_check.sh [--teacher DIR]" >&2; exit 2 ;;
-  esac
-done
+[[ $# -eq 0 ]] || { echo "usage: scripts/image_check.sh" >&2; exit 2; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${FLIPKD_IMAGE_WORK:-/var/tmp/flipkd-image-check}
@@ -98,14 +94,13 @@ podman volume create "$volume" >/dev/null
 run_flags=(--read-only --tmpfs /tmp:rw,size=2g --user 10001:10001 --security-opt no-new-privileges --cap-drop ALL)
 provision_start=$(stamp)
 podman run --rm "${run_flags[@]}" --network host ${PIP_INDEX_URL:+-e PIP_INDEX_URL="$PIP_INDEX_URL"} \
-  -v "$volume:/var/lib/flipkd" --entrypoint flipkd "$image" provision qwen2.5-coder-0.5b-instruct
+  -v "$volume:/var/lib/flipkd" --entrypoint flipkd "$image" provision qwen2.5-coder-0.5b-instruct \
+  multilingual-e5-small
 provision_seconds=$(elapsed "$provision_start" "$(stamp)")
-if [[ -n "$teacher" ]]; then
-  volume_path=$(podman volume inspect --format '{{.Mountpoint}}' "$volume")
-  mkdir -p "$volume_path/teachers"
-  cp -r "$teacher" "$volume_path/teachers/atec-e5-onnx"
-  chown -R 10001:10001 "$volume_path/teachers"
-fi
+export_start=$(stamp)
+podman run --rm "${run_flags[@]}" -v "$volume:/var/lib/flipkd" --entrypoint flipkd "$image" \
+  export-teachers --bundle atec | tee "$work/export-teachers.jsonl"
+export_seconds=$(elapsed "$export_start" "$(stamp)")
 
 echo "== serve (read-only root, tmpfs /tmp, uid 10001, volume read-only)"
 start=$(stamp)
@@ -120,6 +115,12 @@ done
 ready_seconds=$(elapsed "$start" "$(stamp)")
 if [[ -z "$ready" ]]; then podman logs "$container" | tail -40; echo "FAIL: never ready" >&2; exit 1; fi
 echo "ready after ${ready_seconds}s: $(cat "$work/readyz.json")"
+for _ in $(seq 1 120); do  # the teacher attaches beside the student; give it a minute more
+  curl -fsS "http://127.0.0.1:$port/readyz" >"$work/readyz.json"
+  grep -q '"teacher":true' "$work/readyz.json" && break
+  sleep 0.5
+done
+grep -q '"teacher":true' "$work/readyz.json" || { echo "FAIL: the bundle's teacher never attached" >&2; exit 1; }
 
 curl -fsS -X POST "http://127.0.0.1:$port/match" -H 'content-type: application/json' \
   -d '{"pairs": [{"text_a": "花呗怎么还款", "text_b": "花呗如何还钱"}]}' >"$work/match.json"
@@ -150,8 +151,9 @@ json.dump({
     "image": "$image", "base": "$base_image (debootstrap bookworm minbase + python3.11)",
     "image_mib": round($image_bytes / 2**20),
     "build_seconds": $build_seconds, "provision_seconds": $provision_seconds,
+    "export_teachers_seconds": $export_seconds,
     "ready_seconds": $ready_seconds, "sigterm_stop_seconds": $stop_seconds, "exit_code": $exit_code,
-    "teacher": "${teacher:+copied in}" or "none (degraded: student only)",
+    "teacher": "carried by the atec bundle, exported by flipkd export-teachers",
     "readyz": json.load(open("$work/readyz.json")),
     "machine": "$(nproc) cores, $(uname -r)",
 }, open(sys.argv[1], "w"), indent=2)

@@ -65,6 +65,11 @@ def test_gpu_autoscaling_and_monitoring_values_take_effect():
     assert any(o["kind"] == "ServiceMonitor" for o in objects)
 
 
+def configmap(values: dict) -> dict[str, str]:
+    """The rendered ConfigMap's data (the server's FLIPKD_* settings)."""
+    return next(o for o in render(values) if o["kind"] == "ConfigMap")["data"]
+
+
 def init_containers(values: dict) -> dict[str, dict]:
     """The rendered Deployment's init containers by name."""
     deployment = next(o for o in render(values) if o["kind"] == "Deployment")
@@ -82,12 +87,27 @@ def test_an_onnx_student_is_exported_into_the_cache_before_the_server_starts():
     assert default_bundle["command"][2:] == ["--bundle", "atec"]
 
 
-def test_the_teachers_bundles_carry_are_exported_into_the_cache_before_the_server_starts():
-    assert "export-teachers" not in init_containers({})  # atec alone carries no teacher
+def test_the_teachers_bundles_carry_are_exported_into_the_cache_and_nothing_is_trained():
+    default = init_containers({})
+    assert default["export-teachers"]["command"] == ["flipkd", "export-teachers", "--bundle", "atec"]
+    assert not [name for name, container in default.items() if "train" in " ".join(container["command"])]
     export = init_containers({"bundles": ["atec", "mqp"]})["export-teachers"]
     assert export["command"] == ["flipkd", "export-teachers", "--bundle", "atec", "--bundle", "mqp"]
     assert {"name": "models", "mountPath": "/var/lib/flipkd"} in export["volumeMounts"]
     assert "export-teachers" not in init_containers({"bundles": ["mqp"], "teacher": {"enabled": False}})
+
+
+MINE = "/var/lib/flipkd/teachers/mine-onnx"
+
+
+@pytest.mark.parametrize("teacher, expected", [
+    ({}, {}),                                                             # the bundles' own teachers
+    ({"path": MINE}, {"FLIPKD_TEACHER": MINE}),
+    ({"enabled": False}, {"FLIPKD_TEACHER_ENABLED": "false"}),
+])
+def test_the_teacher_settings_reach_the_server(teacher, expected):
+    data = configmap({"teacher": teacher})
+    assert {key: data[key] for key in ("FLIPKD_TEACHER", "FLIPKD_TEACHER_ENABLED") if key in data} == expected
 
 
 @pytest.mark.parametrize("values, message", [

@@ -41,14 +41,31 @@ def test_shipped_bundle_reproduces_its_dev_metrics(name):
 
 
 @pytest.mark.slow
-def test_export_teachers_puts_the_carried_mqp_teacher_into_the_cache(cache_home):
-    result = subprocess.run([sys.executable, "-m", "flipkd", "export-teachers", "--bundle", "atec",
-                             "--bundle", "mqp"], capture_output=True, text=True, timeout=600, check=True)
+def test_every_shipped_bundle_carries_a_teacher_export_teachers_puts_into_the_cache(cache_home):
+    bundles = sum((["--bundle", name] for name in SHIPPED), [])
+    result = subprocess.run([sys.executable, "-m", "flipkd", "export-teachers", *bundles],
+                            capture_output=True, text=True, timeout=900, check=True)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert lines[0] == {"bundle": "atec", "teacher": None}
-    folder = Path(lines[1]["teacher"])
-    assert lines[1]["bundle"] == "mqp" and folder.parent == cache_home / "teachers"
-    mqp = load_bundle(SHIPPED_BUNDLES / "mqp")
-    assert mqp.find_teacher() == folder  # the service finds it there, nothing exported again
-    carried = json.loads((mqp.teacher_dir / "teacher.json").read_text())
-    assert OnnxTeacher(folder).threshold == carried["threshold"]
+    assert [line["bundle"] for line in lines] == SHIPPED
+    for line in lines:
+        bundle = load_bundle(SHIPPED_BUNDLES / line["bundle"])
+        folder = Path(line["teacher"])
+        assert folder.parent == cache_home / "teachers"
+        assert bundle.find_teacher() == folder  # the service finds it there, nothing exported again
+        assert OnnxTeacher(folder).threshold == \
+            json.loads((bundle.teacher_dir / "teacher.json").read_text())["threshold"]
+
+
+@pytest.mark.slow
+def test_a_bundle_carrying_another_build_of_its_teacher_says_so_and_the_figures_hold():
+    atec = load_bundle(SHIPPED_BUNDLES / "atec")
+    carried, learned_from = atec.manifest["carried_teacher"], atec.manifest["teacher"]
+    assert "adapter_sha256" not in learned_from  # the student learned from a fully fine-tuned ONNX teacher
+    assert carried["mode"] == "extracted" and carried["source_recipe"] == learned_from["recipe"]
+    assert carried["base"] == learned_from["base"] and carried["query_prefix"] == learned_from["query_prefix"]
+    dev = load_pairs(REPO / atec.manifest["config"]["data"] / "dev.jsonl")
+    teacher = OnnxTeacher(atec.find_teacher())
+    scores = teacher.score_pairs([p.text_a for p in dev], [p.text_b for p in dev])
+    measured = classification_metrics(scores, np.array([p.label for p in dev]), teacher.threshold)
+    assert measured["auc"] == pytest.approx(carried["dev"]["auc"], abs=0.002)
+    assert measured["f1"] == pytest.approx(carried["dev"]["f1"], abs=0.005)
