@@ -4,6 +4,7 @@ and reproducing the dev figures recorded in their manifests."""
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,17 @@ SHIPPED = sorted(path.name for path in SHIPPED_BUNDLES.iterdir() if path.is_dir(
 
 def test_the_default_bundle_is_shipped():
     assert DEFAULT_BUNDLE.name in SHIPPED and {"atec", "mqp"} <= set(SHIPPED)
+
+
+def test_every_file_of_the_shipped_bundles_is_installed_with_the_package():
+    """A non-editable install (the image) copies only the package-data globs: a bundle file they miss would
+    make that bundle fail its checksums there."""
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = SHIPPED_BUNDLES.parent
+    installed = {path for pattern in patterns["flipkd.models"] for path in package.glob(pattern)}
+    shipped = {path for path in SHIPPED_BUNDLES.rglob("*") if path.is_file()}
+    assert shipped - installed == set()
+    assert any(path.parent.name == "teacher" for path in shipped)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
