@@ -39,7 +39,7 @@ class BreakableStudent(StudentEngine):
 
 
 def test_both_shipped_bundles_served_by_one_process(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no training-time teacher folder resolves (MQP's own teacher/ does)
+    monkeypatch.chdir(tmp_path)  # no training-time teacher folder resolves
     bases, students = BaseModels(), {}
 
     def make_student(bundle: Bundle) -> BreakableStudent:
@@ -49,8 +49,9 @@ def test_both_shipped_bundles_served_by_one_process(tmp_path, monkeypatch):
     bundles = {name: load_bundle(SHIPPED_BUNDLES / name) for name in DOMAINS}
     expected = {name: student_encoder(bundle, student_dtype()).embed(list(PAIRS[name])).numpy()
                 for name, bundle in bundles.items()}
+    # teachers off: a broken student then has nobody to fall back to (both bundles carry one)
     settings = Settings(bundles=list(DOMAINS), port=free_port(), torch_threads=THREADS,
-                        heap_trim_interval_s=0)
+                        heap_trim_interval_s=0, teacher_enabled=False)
     with running_server(settings, EngineFactories(student=make_student)) as base, \
             httpx.Client(base_url=base, timeout=120) as client:
         vectors = {name: np.array(client.post("/embed", json={"texts": list(PAIRS[name]), "domain": name})
@@ -76,5 +77,6 @@ def test_both_shipped_bundles_served_by_one_process(tmp_path, monkeypatch):
         assert body["results"][0]["similarity"] == pytest.approx(similarity, abs=0.01)
     assert unknown.status_code == 404 and "loaded: 'atec', 'mqp'" in unknown.json()["error"]
     assert readiness["ready"] and set(readiness["domains"]) == set(DOMAINS)
+    assert all(domain["teacher"] is None for domain in readiness["domains"].values())
     assert atec_broken.status_code == 503 and atec_broken.json() == {"error": "unavailable: student_error"}
     assert mqp_after.status_code == 200 and mqp_after.json()["served_by"] == "student"
