@@ -6,6 +6,8 @@ on the same pairs). w = 0 is the teacher alone, w = 1 the student alone.
 
 Usage: python bench/score_fusion.py --bundle models/bundles/mqp \
            --data data/medical_question_pairs/dev.jsonl --out bench/results/mqp-fusion/dev.json
+``--teacher FOLDER`` (an ONNX or adapter teacher) fuses a bundle that carries none, for example a student
+trained on labels alone.
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--teacher", type=Path, help="teacher to fuse with (default: the bundle's own)")
     args = parser.parse_args()
     bundle = load_bundle(args.bundle)
     pairs = load_pairs(args.data)
     labels = np.array([p.label for p in pairs])
     student = standardised(student_scores(student_encoder(bundle), pairs))
-    teacher_folder = bundle.find_teacher()
+    teacher_folder = bundle.find_teacher(args.teacher)
     if teacher_folder is None:
         raise SystemExit(f"{args.bundle} has no teacher to fuse with")
     teacher = OnnxTeacher(teacher_folder, threads=torch.get_num_threads())
@@ -55,7 +58,8 @@ def main() -> None:
         rows.append({"student_weight": weight, "auc": roc_auc_score(labels, fused), "best_f1": best["f1"]})
         print(f"w={weight:.2f}  ROC-AUC {rows[-1]['auc']:.4f}  best F1 {rows[-1]['best_f1']:.4f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"bundle": str(args.bundle), "data": str(args.data), "n": len(pairs),
+    args.out.write_text(json.dumps({"bundle": str(args.bundle), "teacher": str(teacher_folder),
+                                    "data": str(args.data), "n": len(pairs),
                                     "score_correlation": float(np.corrcoef(student, teacher_scores)[0, 1]),
                                     "rows": rows}, indent=2) + "\n")
 
