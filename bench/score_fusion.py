@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 from flipkd.models.bundle import load_bundle
 from flipkd.models.lora_encoder import student_encoder
 from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.models.teacher_cache import onnx_teacher_dir
 from flipkd.training.data import load_pairs
 from flipkd.training.metrics import best_f1_threshold, classification_metrics
 from flipkd.training.student_scores import student_scores
@@ -45,9 +46,10 @@ def main() -> None:
     pairs = load_pairs(args.data)
     labels = np.array([p.label for p in pairs])
     student = standardised(student_scores(student_encoder(bundle), pairs))
-    teacher_folder = bundle.find_teacher(args.teacher)
-    if teacher_folder is None:
+    teacher_source = bundle.teacher_source(args.teacher)
+    if teacher_source is None:
         raise SystemExit(f"{args.bundle} has no teacher to fuse with")
+    teacher_folder = onnx_teacher_dir(teacher_source)
     teacher = OnnxTeacher(teacher_folder, threads=torch.get_num_threads())
     teacher_scores = standardised(np.asarray(teacher.score_pairs([p.text_a for p in pairs],
                                                                  [p.text_b for p in pairs])))
@@ -58,7 +60,7 @@ def main() -> None:
         rows.append({"student_weight": weight, "auc": roc_auc_score(labels, fused), "best_f1": best["f1"]})
         print(f"w={weight:.2f}  ROC-AUC {rows[-1]['auc']:.4f}  best F1 {rows[-1]['best_f1']:.4f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"bundle": str(args.bundle), "teacher": str(teacher_folder),
+    args.out.write_text(json.dumps({"bundle": str(args.bundle), "teacher": str(teacher_source),
                                     "data": str(args.data), "n": len(pairs),
                                     "score_correlation": float(np.corrcoef(student, teacher_scores)[0, 1]),
                                     "rows": rows}, indent=2) + "\n")
