@@ -33,6 +33,7 @@ from flipkd.models.bundle import Bundle
 from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.models.padding import STUDENT_CPU_OVERHEAD_TOKENS
 from flipkd.models.pooling import masked_mean
+from flipkd.models.precision import compute_dtype
 from flipkd.models.provision import resolve_model
 from flipkd.models.text_encoder import TextEncoder, ids_only
 
@@ -203,10 +204,11 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
         save_plain_adapter(self.peft, folder, base_name)
 
 
-def student_encoder(bundle: Bundle, dtype: torch.dtype = torch.bfloat16, device: str = "cpu",
+def student_encoder(bundle: Bundle, dtype: torch.dtype | None = None, device: str = "cpu",
                     bases: BaseModels | None = None) -> LoraEncoder:
     """The bundle's student: its base model (provisioned name or folder) with its adapter, frozen, in eval
-    mode on ``device``; over ``bases``' shared weights when given."""
+    mode on ``device`` in ``dtype`` (None: :func:`~flipkd.models.precision.compute_dtype`'s choice for
+    ``device``); over ``bases``' shared weights when given."""
     encoder = LoraEncoder(resolve_model(bundle.base_model), bundle.encoder, adapter=bundle.folder,
-                          dtype=dtype, device=device, bases=bases)
+                          dtype=dtype or compute_dtype("auto", device), device=device, bases=bases)
     return encoder.eval()

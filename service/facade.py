@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 def shared_students(dtype: torch.dtype | None = None) -> Callable[[Bundle], Engine]:
     """The student factory of one service: every student it builds reads the same loaded base weights,
-    in ``dtype`` (None: :func:`~flipkd.service.runtime.student_dtype`'s choice). Imports torch."""
+    in ``dtype`` (None: :func:`~flipkd.models.precision.compute_dtype`'s choice). Imports torch."""
     from flipkd.models.base_models import BaseModels
     from flipkd.service.torch_engine import StudentEngine
 
@@ -47,9 +47,9 @@ def student_factory(settings: Settings) -> Callable[[Bundle], Engine]:
     """The students ``settings`` ask for: torch over shared base weights, or onnxruntime graphs (no torch
     imported)."""
     if settings.student_runtime == "torch":
-        from flipkd.service.runtime import student_dtype
+        from flipkd.models.precision import compute_dtype
 
-        return shared_students(student_dtype(settings.student_dtype))
+        return shared_students(compute_dtype(settings.student_dtype))
     return partial(onnx_student_engine, threads=settings.torch_threads,
                    int8=settings.student_runtime == "onnx-int8")
 

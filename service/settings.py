@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-StudentDtype = Literal["auto", "bfloat16", "float32"]
+from flipkd.models.precision import Precision
 
 
 class Settings(BaseSettings):
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, description="threads per student batch (torch or onnxruntime)")
     student_workers: int = Field(2, ge=1, description="student batches run at once, each in its own thread")
     teacher_threads: int = Field(1, ge=1, description="onnxruntime threads of the teacher")
-    student_dtype: StudentDtype = Field(
+    student_dtype: Precision = Field(
         "auto", description="the student's number format; auto: bfloat16 on a GPU or on a CPU with "
                             "AVX512-BF16 or AMX, else float32 (emulated bf16 is ~5x slower)")
     student_runtime: Literal["torch", "onnx", "onnx-int8"] = Field(

@@ -1,5 +1,5 @@
 """The student in torch: the bundle's LoRA encoder (CUDA when present; bf16 where the hardware multiplies
-it natively, else fp32: :func:`~flipkd.service.runtime.student_dtype`) with early exit. The service
+it natively, else fp32: :func:`~flipkd.models.precision.compute_dtype`) with early exit. The service
 imports this module only when it runs a torch student.
 """
 
@@ -13,7 +13,7 @@ import torch
 from flipkd.models.base_models import BaseModels
 from flipkd.models.bundle import Bundle
 from flipkd.models.lora_encoder import student_encoder
-from flipkd.service.runtime import student_dtype
+from flipkd.models.precision import compute_dtype
 
 
 class StudentEngine:
@@ -25,7 +25,7 @@ class StudentEngine:
     def __init__(self, bundle: Bundle, device: str | None = None, bases: BaseModels | None = None,
                  dtype: torch.dtype | None = None) -> None:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.encoder = student_encoder(bundle, dtype or student_dtype("auto", device), device, bases)
+        self.encoder = student_encoder(bundle, dtype or compute_dtype("auto", device), device, bases)
         self.threshold = bundle.threshold
         self.dim = self.encoder.dim
         self._page_in_embeddings()

@@ -11,9 +11,9 @@ import pytest
 from flipkd.models.base_models import BaseModels
 from flipkd.models.bundle import SHIPPED_BUNDLES, Bundle, load_bundle
 from flipkd.models.lora_encoder import student_encoder
+from flipkd.models.precision import compute_dtype
 from flipkd.service.batched_engine import WARM_UP_TEXT
 from flipkd.service.facade import EngineFactories
-from flipkd.service.runtime import student_dtype
 from flipkd.service.server import free_port, running_server
 from flipkd.service.settings import Settings
 from flipkd.service.torch_engine import StudentEngine
@@ -47,7 +47,7 @@ def test_both_shipped_bundles_served_by_one_process(tmp_path, monkeypatch):
         return students[bundle.folder.name]
 
     bundles = {name: load_bundle(SHIPPED_BUNDLES / name) for name in DOMAINS}
-    expected = {name: student_encoder(bundle, student_dtype()).embed(list(PAIRS[name])).numpy()
+    expected = {name: student_encoder(bundle, compute_dtype()).embed(list(PAIRS[name])).numpy()
                 for name, bundle in bundles.items()}
     # teachers off: a broken student then has nobody to fall back to (both bundles carry one)
     settings = Settings(bundles=list(DOMAINS), port=free_port(), torch_threads=THREADS,

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from safetensors.numpy import save_file
 
 from flipkd.models.provision import resolve_model
@@ -23,19 +24,19 @@ from flipkd.training.distill_config import DistillConfig
 from flipkd.training.metrics import dev_test_report
 
 
-def run_baseline(kind: str, config: DistillConfig, out: Path) -> dict:
+def run_baseline(kind: str, config: DistillConfig, out: Path, dtype: torch.dtype) -> dict:
     base = resolve_model(config.base)
     dev = config.pairs("dev")
     test = load_pairs(split_path(config.data, "test"))
     started = time.perf_counter()
     record: dict = {"kind": kind, "base": config.base, "data": str(config.data), "seed": config.train.seed,
-                    "command": " ".join(sys.argv)}
+                    "dtype": str(dtype).removeprefix("torch."), "command": " ".join(sys.argv)}
     if kind == "zero-shot":
-        model = ZeroShotLLM(base, config.encoder.max_length)
+        model = ZeroShotLLM(base, config.encoder.max_length, dtype)
         dev_scores, test_scores = model.score_pairs(dev), model.score_pairs(test)
     else:
         train = config.pairs("train")
-        matcher = GenerativeMatcher(base, rank=config.encoder.rank)
+        matcher = GenerativeMatcher(base, rank=config.encoder.rank, dtype=dtype)
         training = matcher.train(train, config.train.epochs, config.train.batch_size, config.train.lr,
                                  config.train.seed)
         dev_scores, test_scores = matcher.score_pairs(dev), matcher.score_pairs(test)

@@ -22,6 +22,7 @@ from flipkd.models.bundle import TEACHER_DIR, load_bundle, write_manifest
 from flipkd.models.hashing import sha256_file
 from flipkd.models.lora_encoder import student_encoder
 from flipkd.models.onnx_teacher import ONNX_FILE
+from flipkd.models.precision import compute_dtype
 from flipkd.models.provision import base_identity
 from flipkd.models.teacher_cache import teacher_digest
 from flipkd.models.teacher_config import ADAPTER_TEACHER_FILES
@@ -57,9 +58,11 @@ def bundle_teacher(adapter: Path, out: Path) -> None:
         shutil.copy2(Path(adapter) / name, target / name)
 
 
-def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bfloat16) -> dict | None:
-    """Train and write the bundle; returns the manifest on rank 0 (None on other ranks)."""
+def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype | None = None) -> dict | None:
+    """Train and write the bundle in ``dtype`` (None: :func:`~flipkd.models.precision.compute_dtype`'s
+    choice); returns the manifest on rank 0 (None on other ranks)."""
     out = Path(out)
+    dtype = dtype or compute_dtype()
     result = train_student(config, out, dtype)
     if dist.is_initialized() and dist.get_rank() != 0:
         return None

@@ -12,12 +12,27 @@ import sys
 from pathlib import Path
 
 
+def add_precision_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--fp32`` / ``--bf16`` force the number format ``what`` runs in; neither: ``"auto"`` (bf16 on a GPU
+    or a CPU that multiplies it natively, else fp32: :func:`~flipkd.models.precision.compute_dtype`)."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--fp32", dest="precision", action="store_const", const="float32",
+                        help=f"{what} in float32")
+    choice.add_argument("--bf16", dest="precision", action="store_const", const="bfloat16",
+                        help=f"{what} in bfloat16 even where the CPU only emulates it (many times slower)")
+    parser.set_defaults(precision="auto")
+
+
 def _train_teacher(args: argparse.Namespace) -> None:
+    import torch
+
+    from flipkd.models.precision import compute_dtype
     from flipkd.training.teacher_train import TeacherTrainConfig, train_teacher
 
     config = TeacherTrainConfig(
         data=args.data, base=args.base, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, max_length=args.max_length, train_limit=args.limit, seed=args.seed, bf16=not args.fp32,
+        lr=args.lr, max_length=args.max_length, train_limit=args.limit, seed=args.seed,
+        bf16=compute_dtype(args.precision, "cpu") == torch.bfloat16,
         freeze_embeddings=not args.train_embeddings, folds=args.folds, fold=args.fold, mode=args.mode,
         lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
         lora_targets=tuple(args.lora_targets.split(",")))
@@ -48,13 +63,12 @@ def _extract_teacher(args: argparse.Namespace) -> None:
 
 
 def _distill(args: argparse.Namespace) -> None:
-    import torch
-
+    from flipkd.models.precision import compute_dtype
     from flipkd.training.bundle_build import build_bundle
     from flipkd.training.distill_config import load_config
 
     config = load_config(args.config, args.set)
-    manifest = build_bundle(config, args.out, torch.float32 if args.fp32 else torch.bfloat16)
+    manifest = build_bundle(config, args.out, compute_dtype(args.precision))
     if manifest is not None:
         print(json.dumps({"bundle": str(args.out), "threshold": manifest["threshold"],
                           "dev": manifest["metrics"]["dev"], "training": manifest["training"]}, indent=2))
@@ -69,11 +83,12 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _baseline(args: argparse.Namespace) -> None:
+    from flipkd.models.precision import compute_dtype
     from flipkd.training.baseline_runs import run_baseline
     from flipkd.training.distill_config import load_config
 
     config = load_config(args.config, args.set)
-    print(json.dumps(run_baseline(args.kind, config, args.out), indent=2))
+    print(json.dumps(run_baseline(args.kind, config, args.out, compute_dtype(args.precision)), indent=2))
 
 
 def _teacher(args: argparse.Namespace) -> None:
@@ -104,7 +119,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     teacher.add_argument("--seed", type=int, default=13)
     teacher.add_argument("--no-zero-shot", action="store_true",
                          help="skip scoring the encoder before fine-tuning on dev/test (saves minutes)")
-    teacher.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
+    add_precision_flags(teacher, "train (autocast)")
     teacher.add_argument("--train-embeddings", action="store_true", help="also train the token embeddings")
     teacher.add_argument("--folds", type=int, default=1,
                          help="cross-fitting: split the training pairs into this many folds (by first text)")
@@ -139,7 +154,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     distill.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     distill.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                          help="override a configuration value (repeatable)")
-    distill.add_argument("--fp32", action="store_true", help="keep the base model in fp32 instead of bf16")
+    add_precision_flags(distill, "hold and train the base model")
     distill.set_defaults(run=_distill)
 
     baseline = commands.add_parser("baseline", help="the LLM zero-shot, or fine-tuned the ordinary way (SFT)")
@@ -147,6 +162,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     baseline.add_argument("--config", type=Path, required=True, help="run configuration (data, base, budget)")
     baseline.add_argument("--out", type=Path, required=True, help="folder for metrics.json and the adapter")
     baseline.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    add_precision_flags(baseline, "hold and train the LLM")
     baseline.set_defaults(run=_baseline)
 
     evaluate = commands.add_parser("evaluate", help="student and teacher metrics of a bundle on a pair file")

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from flipkd.models.lora_encoder import LoraEncoder
 from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.models.precision import compute_dtype
 from flipkd.models.provision import resolve_model
 from flipkd.training.checkpoint import load_checkpoint, save_checkpoint
 from flipkd.training.data import Pair, split_path
@@ -186,8 +187,9 @@ def _distributed() -> tuple[int, int, int]:
     return int(environ.get("RANK", 0)), int(environ.get("LOCAL_RANK", 0)), int(environ.get("WORLD_SIZE", 1))
 
 
-def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.bfloat16) -> RunResult:
-    """Run (or resume) distillation; every process returns the trained student."""
+def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = None) -> RunResult:
+    """Run (or resume) distillation in ``dtype`` (None: :func:`~flipkd.models.precision.compute_dtype`'s
+    choice for the device); every process returns the trained student."""
     rank, local_rank, world = _distributed()
     cuda = torch.cuda.is_available()
     if world > 1 and not dist.is_initialized():
@@ -195,6 +197,7 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype = torch.b
     device = f"cuda:{local_rank}" if cuda else "cpu"
     torch.manual_seed(config.train.seed)
     data = prepare_data(config)
+    dtype = dtype or compute_dtype("auto", device)
     student = LoraEncoder(resolve_model(config.base), config.encoder, dtype=dtype, device=device,
                           trainable=True)
     transfer = data.transfer if data.transfer is not None and config.transfer.weight else None

@@ -15,7 +15,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from flipkd.models.adapter_files import save_plain_adapter
 from flipkd.models.bi_encoder import TeacherConfig, TorchBiEncoder
+from flipkd.models.precision import compute_dtype
 from flipkd.models.provision import base_identity, query_prefix, resolve_model
 from flipkd.training.data import Pair, file_sha256, load_pairs, split_path
 from flipkd.training.folds import outside_fold
@@ -46,7 +47,7 @@ class TeacherTrainConfig:
     max_length: int = 64
     train_limit: int | None = None
     freeze_embeddings: bool = True
-    bf16: bool = True
+    bf16: bool = field(default_factory=lambda: compute_dtype("auto", "cpu") == torch.bfloat16)
     seed: int = 13
     folds: int = 1
     fold: int = 0
