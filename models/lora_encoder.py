@@ -144,18 +144,26 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
         return STUDENT_CPU_OVERHEAD_TOKENS if self.device.type == "cpu" else None
 
     @contextmanager
-    def _running(self, layers: nn.ModuleList):
-        """Make the body run only ``layers`` (restored afterwards)."""
-        original = self.body.layers
+    def _running(self, layers: nn.ModuleList, first: int):
+        """Make the body run only ``layers``, the base's layers from index ``first`` on (restored
+        afterwards). Bases whose layers differ by type (Gemma 3: sliding-window or global attention, each
+        with its own rotary base) look the type up by position in ``config.layer_types``, so that list is
+        shifted to match."""
+        original, config = self.body.layers, self.body.config
+        types = getattr(config, "layer_types", None)
         self.body.layers = layers
+        if types is not None:
+            config.layer_types = types[first:]
         try:
             yield
         finally:
             self.body.layers = original
+            if types is not None:
+                config.layer_types = types
 
     def frozen_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Hidden states entering the lowest read layer (B, T, D); no LoRA below it, so no gradient."""
-        with torch.no_grad(), self._running(self._frozen_layers):
+        with torch.no_grad(), self._running(self._frozen_layers, 0):
             embeds = self.body.embed_tokens(input_ids)
             if len(self._frozen_layers) == 0:
                 return embeds
@@ -164,7 +172,7 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
 
     def encode_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Representation (B, dim) in float32 from :meth:`frozen_hidden`'s output."""
-        with self._running(self._encoder_layers):
+        with self._running(self._encoder_layers, self.layers_read[0]):
             return self._represent(attention_mask, inputs_embeds=hidden)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -194,3 +194,30 @@ def test_spec_validation():
     assert EncoderSpec(layers=(-1, 0, -1)).resolved_layers(30) == (0, 29)
     spec = EncoderSpec(modules=("q_proj", "k_proj"), layers=(1, 2, 3), rank=8)
     assert EncoderSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.slow
+def test_two_stage_pass_keeps_each_layers_attention_type(smollm_dir, tmp_path):
+    """A base whose layers differ by type (Gemma 3: sliding-window or global attention, each with its own
+    rotary base) looks the type up by position: the read layers run alone must keep their own types."""
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm_dir)
+    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                              num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=1, head_dim=32,
+                              sliding_window=3, pad_token_id=tokenizer.pad_token_id,
+                              layer_types=["sliding_attention", "sliding_attention", "full_attention",
+                                           "sliding_attention"])
+    torch.manual_seed(0)
+    Gemma3ForCausalLM(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    spec = EncoderSpec(modules=("q_proj", "v_proj"), layers=(2, 3), rank=4, alpha=8, max_length=16)
+    encoder = LoraEncoder(str(tmp_path), spec, dtype=torch.float32)
+    for name, parameter in encoder.peft.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_(0, 0.02)
+    batch = encoder.tokenize(TEXTS)
+    with torch.inference_mode():
+        staged = encoder.encode_hidden(encoder.frozen_hidden(**batch), batch["attention_mask"])
+        torch.testing.assert_close(encoder(**batch), staged, atol=1e-5, rtol=1e-4)
+    assert encoder.body.config.layer_types == config.layer_types
