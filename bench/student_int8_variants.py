@@ -1,13 +1,16 @@
-"""Which nodes the student's int8 graph may quantize: dev F1 (at the bundle's threshold) and ROC-AUC of
-int8 graphs that leave more of the exported fp32 graph in fp32, each against the shipped recipe.
+"""Which nodes the student's int8 graph may quantize, and with how many weight bits: dev F1 (at the
+bundle's threshold), ROC-AUC and cosine to fp32 of int8 variants of the exported fp32 graph.
 
 Usage: python bench/student_int8_variants.py --bundle atec --data data/atec/dev.jsonl \
            --out bench/results/student_runtimes/atec-int8-variants.jsonl
 
 Variants, from the fp32 graph in the model cache (``ensure_student_onnx``): the recipe
 (``student_export.int8_nodes``), the recipe plus the token-embedding Gather, and the recipe without the
-attention output projections (``o_proj``). One JSON line per variant (nodes quantized, graph MiB, metrics),
-and one for fp32.
+attention output projections (``o_proj``), all with 7-bit weights as the export makes them
+(:mod:`flipkd.models.int8`); and the recipe with 8-bit weights, which saturate on CPUs without VNNI (the line
+records whether this CPU has it). Every distinct dev text is embedded once (sorted, batches of 32). One JSON
+line per variant (nodes quantized, weight bits, graph MiB, cosine of its embeddings to fp32's, metrics), and
+one for fp32.
 """
 
 from __future__ import annotations
@@ -20,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from flipkd.models.bundle import bundle_folder, load_bundle
+from flipkd.models.int8 import quantize_weights
 from flipkd.models.onnx_student import INT8_FILE, ONNX_FILE, STUDENT_CONFIG, OnnxStudent, ensure_student_onnx
-from flipkd.models.similarity import pair_cosines
 from flipkd.models.student_export import int8_nodes
 from flipkd.training.data import load_pairs
 from flipkd.training.metrics import classification_metrics
@@ -44,27 +46,32 @@ def main() -> None:
     recipe = int8_nodes(graph)
     embedding = [node.name for node in graph.node if node.op_type == "Gather"
                  and {i.name for i in graph.initializer} & set(node.input)]
-    variants = {"recipe": recipe, "recipe + token embeddings": recipe + embedding,
-                "recipe without o_proj": [name for name in recipe if "o_proj" not in name]}
+    variants = {"recipe": (recipe, 7), "recipe + token embeddings": (recipe + embedding, 7),
+                "recipe without o_proj": ([name for name in recipe if "o_proj" not in name], 7),
+                "recipe, 8-bit weights": (recipe, 8)}
+    texts = sorted({t for p in pairs for t in (p.text_a, p.text_b)})
+    row = {t: i for i, t in enumerate(texts)}
+    a, b = [row[p.text_a] for p in pairs], [row[p.text_b] for p in pairs]
+    fp32 = OnnxStudent(exported, 1).embed(texts, 32)
+    vnni = any(flag in Path("/proc/cpuinfo").read_text().split() for flag in ("avx512_vnni", "avx_vnni"))
 
-    def metrics(folder: Path, int8: bool) -> dict[str, float]:
-        encoder = OnnxStudent(folder, 1, int8=int8)
-        scores = pair_cosines(lambda texts: encoder.embed(texts, 32), [p.text_a for p in pairs],
-                              [p.text_b for p in pairs])
-        return classification_metrics(scores, labels, bundle.threshold)
+    def metrics(vectors: np.ndarray) -> dict[str, float]:
+        cosines = (vectors * fp32).sum(axis=1)
+        return {"cosine_to_fp32_min": float(cosines.min()), "cosine_to_fp32_mean": float(cosines.mean()),
+                **classification_metrics((vectors[a] * vectors[b]).sum(axis=1), labels, bundle.threshold)}
 
-    lines = [{"variant": "fp32", **metrics(exported, False)}]
+    lines = [{"variant": "fp32", "cpu_vnni": vnni, **metrics(fp32)}]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for name in ("tokenizer.json", STUDENT_CONFIG):
             shutil.copy(exported / name, folder / name)
         (folder / ONNX_FILE).symlink_to(exported / ONNX_FILE)
-        for label, nodes in variants.items():
-            quantize_dynamic(str(exported / ONNX_FILE), str(folder / INT8_FILE), per_channel=True,
-                             weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"],
-                             nodes_to_quantize=nodes)
-            lines.append({"variant": label, "nodes": len(nodes),
-                          "mib": round((folder / INT8_FILE).stat().st_size / 2**20), **metrics(folder, True)})
+        for label, (nodes, bits) in variants.items():
+            quantize_weights(exported / ONNX_FILE, folder / INT8_FILE, include=nodes,
+                             op_types=("MatMul", "Gather"), weight_bits=bits)
+            vectors = OnnxStudent(folder, 1, int8=True).embed(texts, 32)
+            lines.append({"variant": label, "nodes": len(nodes), "weight_bits": bits,
+                          "mib": round((folder / INT8_FILE).stat().st_size / 2**20), **metrics(vectors)})
             print(json.dumps(lines[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps({"bundle": args.bundle, **line}) + "\n" for line in lines))

@@ -7,7 +7,7 @@ the deepest read LoRA A output, whose captured outputs are pooled and joined exa
 :meth:`LoraEncoder.read_pass` does. Inputs ``input_ids`` and ``attention_mask`` (int64, dynamic batch and
 length); output ``embeddings`` (float32, (batch, dim)). The folder (:mod:`flipkd.models.onnx_student`)
 also gets the encoder's truncating ``tokenizer.json`` and ``student.json``.
-int8: onnxruntime's dynamic quantization, per output channel, of the base's projections but the MLP
+int8: onnxruntime's dynamic quantization (:mod:`flipkd.models.int8`), of the base's projections but the MLP
 down-projections (:func:`int8_nodes`).
 This module imports torch; the runtime does not.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 
 from flipkd.models.bundle import Bundle
+from flipkd.models.int8 import quantize_weights
 from flipkd.models.lora_encoder import ADAPTER_NAME, LoraEncoder, student_encoder
 from flipkd.models.onnx_student import INT8_FILE, ONNX_FILE, STUDENT_CONFIG, OnnxStudent, bundle_key
 from flipkd.models.teacher_export import PARITY_SAMPLE, ExportCheckFailed
@@ -120,9 +120,8 @@ def int8_nodes(graph) -> list[str]:
 
 
 def quantize_int8(fp32_file: Path, int8_file: Path) -> None:
-    """Dynamic int8, per output channel, of :func:`int8_nodes`."""
+    """Dynamic int8 (:func:`flipkd.models.int8.quantize_weights`) of :func:`int8_nodes`."""
     import onnx
 
     graph = onnx.load(str(fp32_file), load_external_data=False).graph
-    quantize_dynamic(str(fp32_file), str(int8_file), per_channel=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul"], nodes_to_quantize=int8_nodes(graph))
+    quantize_weights(fp32_file, int8_file, include=int8_nodes(graph))

@@ -77,6 +77,17 @@ def test_fp32_graph_embeds_like_torch_and_int8_close_to_it(exported, student_bun
     assert not np.allclose(int8, expected, atol=1e-4)  # it did quantize
 
 
+def test_int8_weights_use_seven_bits_so_no_cpu_saturates_their_products(exported):
+    """u8 x s8 products summed in pairs fit int16 only when |w| <= 64 (CPUs without VNNI saturate)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(exported[1] / INT8_FILE)).graph
+    weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert weights, "no int8 weight in the int8 graph"
+    assert max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64
+
+
 def test_runtime_imports_no_torch(exported):
     code = ("import sys; from flipkd.models.onnx_student import OnnxStudent; "
             f"OnnxStudent({str(exported[1])!r}).embed(['a text']); assert 'torch' not in sys.modules")

@@ -1,7 +1,7 @@
 """``flipkd export-teacher``: export a trained teacher (:mod:`flipkd.models.teacher_export`) and check it.
 
 Checks written to ``export.json``: fp32 cosine similarities within ``PARITY_TOLERANCE`` of torch on real
-dev pairs; with ``--int8`` (onnxruntime dynamic quantization of the weights), int8 F1 within
+dev pairs; with ``--int8`` (:func:`flipkd.models.int8.quantize_weights`), int8 F1 within
 ``INT8_F1_TOLERANCE`` of fp32 F1 on dev, both at the teacher's calibrated threshold. The int8 graph
 quantizes the weights of every MatMul per channel except the feed-forward down-projections
 (``.../output/dense``): their post-GELU inputs carry outliers that per-tensor dynamic int8 activations clip
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from flipkd.models.bi_encoder import TeacherConfig, teacher_encoder
+from flipkd.models.int8 import quantize_weights
 from flipkd.models.onnx_teacher import ONNX_FILE, OnnxTeacher
 from flipkd.models.teacher_export import parity_gap
 from flipkd.training.data import load_pairs, split_path
@@ -49,8 +49,7 @@ def check_export(teacher_dir: Path, out_dir: Path, data_dir: Path, int8: bool, t
     report: dict = {"parity_pairs": len(sample), "fp32_max_abs_cosine_gap": gap}
     if int8:
         candidate = out_dir / f"{INT8_FILE}.candidate"
-        quantize_dynamic(str(out_dir / ONNX_FILE), str(candidate), weight_type=QuantType.QInt8,
-                         per_channel=True, nodes_to_exclude=feed_forward_outputs(out_dir / ONNX_FILE))
+        quantize_weights(out_dir / ONNX_FILE, candidate, exclude=feed_forward_outputs(out_dir / ONNX_FILE))
         labels = np.array([p.label for p in dev])
         all_a, all_b = [p.text_a for p in dev], [p.text_b for p in dev]
         fp32_scores = fp32.score_pairs(all_a, all_b)
