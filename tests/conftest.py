@@ -32,7 +32,7 @@ def torch_threads() -> None:
 
 
 WEIGHT_FIXTURES = frozenset({"minilm_dir", "e5_dir", "smollm_dir", "trained_teacher", "exported_teacher",
-                             "adapter_teacher", "smoke_config", "student_bundle"})
+                             "adapter_teacher", "smoke_config", "student_bundle", "default_bundle_models"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -64,6 +64,18 @@ def e5_dir() -> Path:
 @pytest.fixture(scope="session")
 def smollm_dir() -> Path:
     return provisioned("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def default_bundle_models() -> Path:
+    """The default bundle's folder, with its base model provisioned and its teacher exported into the
+    model cache: a server started on it then only loads (its readiness timeout is not spent downloading)."""
+    from flipkd.models.bundle import DEFAULT_BUNDLE, load_bundle
+
+    bundle = load_bundle(DEFAULT_BUNDLE)
+    provisioned(bundle.base_model)
+    assert bundle.find_teacher() is not None
+    return DEFAULT_BUNDLE
 
 
 @pytest.fixture

@@ -118,7 +118,7 @@ def test_two_front_ends_share_the_port_the_metrics_and_the_shutdown(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_front_end_answers_as_one_process_does_on_real_weights(tmp_path):
+def test_every_front_end_answers_as_one_process_does_on_real_weights(default_bundle_models, tmp_path):
     single = Settings(port=free_port(), torch_threads=THREADS, student_workers=1, heap_trim_interval_s=0)
     with server_process(single) as (base, _):
         expected = json.loads(call(base, "/match", PAIR)[1])
