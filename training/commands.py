@@ -91,6 +91,27 @@ def _baseline(args: argparse.Namespace) -> None:
     print(json.dumps(run_baseline(args.kind, config, args.out, compute_dtype(args.precision)), indent=2))
 
 
+def _shard(value: str) -> tuple[int, int]:
+    """``I/N`` with 0 <= I < N."""
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not I/N") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"{value!r}: need 0 <= I < N")
+    return index, count
+
+
+def _paraphrase(args: argparse.Namespace) -> None:
+    from flipkd.models.precision import compute_dtype
+    from flipkd.training.paraphrase import ParaphraseConfig, write_paraphrases
+
+    config = ParaphraseConfig(per_text=args.per_text, temperature=args.temperature,
+                              max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed)
+    print(json.dumps(write_paraphrases(args.data, args.base, args.out, config, compute_dtype(args.precision),
+                                       args.limit, args.shard), indent=2))
+
+
 def _teacher(args: argparse.Namespace) -> None:
     from flipkd.models.bundle import load_bundle
     from flipkd.training.teacher_rebuild import ensure_teacher
@@ -164,6 +185,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     baseline.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     add_precision_flags(baseline, "hold and train the LLM")
     baseline.set_defaults(run=_baseline)
+
+    rewrite = commands.add_parser("paraphrase", help="LLM rewrites of the training texts, for a transfer set")
+    rewrite.add_argument("--data", type=Path, required=True, help="dataset folder (train.jsonl is read)")
+    rewrite.add_argument("--base", default="qwen2.5-coder-0.5b-instruct", help="an instruction-tuned LM")
+    rewrite.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    rewrite.add_argument("--per-text", type=int, default=1, help="rewrites sampled per training text")
+    rewrite.add_argument("--temperature", type=float, default=0.8)
+    rewrite.add_argument("--max-new-tokens", type=int, default=64, help="longer rewrites are dropped")
+    rewrite.add_argument("--batch-size", type=int, default=32, help="training texts per generate call")
+    rewrite.add_argument("--limit", type=int, default=None, help="only the first N distinct texts")
+    rewrite.add_argument("--seed", type=int, default=13)
+    rewrite.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
+                         help="only every N-th text from the I-th (0-based): split the work over processes")
+    add_precision_flags(rewrite, "run the LM")
+    rewrite.set_defaults(run=_paraphrase)
 
     evaluate = commands.add_parser("evaluate", help="student and teacher metrics of a bundle on a pair file")
     evaluate.add_argument("--bundle", type=Path, required=True)

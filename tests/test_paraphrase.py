@@ -1,0 +1,63 @@
+"""LLM rewrites of the training texts, and their use as transfer-set text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from flipkd.main import main
+from flipkd.training.paraphrase import ParaphraseConfig, training_texts, write_paraphrases
+from flipkd.training.transfer_set import extra_texts
+
+PAIRS = [
+    ("Can I take ibuprofen with coffee?", "Is coffee safe after ibuprofen?", 1),
+    ("Can I take ibuprofen with coffee?", "Which painkiller helps a headache?", 0),
+    ("How do I treat a mild fever at home?", "What helps a mild fever at home?", 1),
+]
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps({"text_a": a, "text_b": b, "label": y}) + "\n"
+                                                  for a, b, y in PAIRS))
+    return folder
+
+
+def test_training_texts_are_distinct_in_order_of_first_appearance(dataset):
+    assert training_texts(dataset / "train.jsonl") == [
+        "Can I take ibuprofen with coffee?", "Is coffee safe after ibuprofen?",
+        "Which painkiller helps a headache?", "How do I treat a mild fever at home?",
+        "What helps a mild fever at home?"]
+
+
+@pytest.mark.parametrize("shard", ["2/2", "a/2", "1"])
+def test_a_bad_shard_is_refused_by_the_cli(dataset, tmp_path, shard, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["paraphrase", "--data", str(dataset), "--out", str(tmp_path / "p.jsonl"), "--shard", shard])
+    assert stopped.value.code == 2
+    assert "--shard" in capsys.readouterr().err
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_rewrites_of_a_real_instruct_model_feed_the_transfer_set(dataset, smollm_dir, tmp_path):
+    out = tmp_path / "rewrites.jsonl"
+    config = ParaphraseConfig(per_text=2, max_new_tokens=48, batch_size=4, seed=0)
+    shards = [write_paraphrases(dataset, str(smollm_dir), tmp_path / f"shard-{i}.jsonl", config,
+                                torch.float32, shard=(i, 2)) for i in range(2)]
+    assert [s["texts"] for s in shards] == [3, 2]
+    written = "".join((tmp_path / f"shard-{i}.jsonl").read_text(encoding="utf-8") for i in range(2))
+    records = [json.loads(line) for line in written.splitlines()]
+    assert len(records) == sum(s["rewrites"] for s in shards)
+    sources = set(training_texts(dataset / "train.jsonl"))
+    assert records, "the model kept no rewrite of five questions"
+    for record in records:
+        assert set(record) == {"text", "source"} and record["source"] in sources
+        assert record["text"].strip() and "\n" not in record["text"]
+        assert record["text"].lower() != record["source"].lower()
+    out.write_text(written, encoding="utf-8")
+    assert set(extra_texts([f"{out}:text"], 64, None)) == {r["text"] for r in records}
