@@ -5,7 +5,8 @@ rewritten ``per_text`` times by an instruction-tuned causal LM from the chat pro
 :data:`PROMPT` (kept short: the prompt is run once per rewrite and dominates the cost), sampled at
 ``temperature`` over the ``top_k`` likeliest tokens (seeded). A rewrite is kept when it is one line, not
 empty, not equal to t (case and spacing ignored) and ended before ``max_new_tokens``. Written as JSONL
-``{"text": rewrite, "source": t}``, one line per rewrite; a config names it as
+``{"text": rewrite, "source": t}``, one line per rewrite, shortest sources first (texts are batched by
+length, so little padding is run); a config names it as
 ``transfer.extra: [FILE:text]``, so the teacher scores each rewrite against its nearest training texts.
 Only the training split is read: no dev or test text reaches the generator.
 """
@@ -62,8 +63,9 @@ def _batches(texts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 def paraphrase(texts: Sequence[str], base: str, config: ParaphraseConfig, dtype: torch.dtype,
                ) -> list[dict[str, str]]:
     """``{"text", "source"}`` records, up to ``per_text`` kept rewrites per text (see the module doc)."""
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(base), padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(base), dtype=dtype).eval()
+    folder = resolve_model(base)
+    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
     torch.manual_seed(config.seed)
     records: list[dict[str, str]] = []
     progress = tqdm(total=len(texts), desc="paraphrase", unit="text")
