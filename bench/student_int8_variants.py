@@ -27,8 +27,9 @@ import onnx
 from flipkd.models.bundle import bundle_folder, load_bundle
 from flipkd.models.int8 import quantize_weights
 from flipkd.models.onnx_student import INT8_FILE, ONNX_FILE, STUDENT_CONFIG, OnnxStudent, ensure_student_onnx
+from flipkd.models.precision import cpu_flags
 from flipkd.models.student_export import int8_nodes
-from flipkd.training.data import load_pairs
+from flipkd.training.data import distinct_texts, load_pairs
 from flipkd.training.metrics import classification_metrics
 
 
@@ -49,11 +50,11 @@ def main() -> None:
     variants = {"recipe": (recipe, 7), "recipe + token embeddings": (recipe + embedding, 7),
                 "recipe without o_proj": ([name for name in recipe if "o_proj" not in name], 7),
                 "recipe, 8-bit weights": (recipe, 8)}
-    texts = sorted({t for p in pairs for t in (p.text_a, p.text_b)})
+    texts = sorted(distinct_texts(pairs))
     row = {t: i for i, t in enumerate(texts)}
     a, b = [row[p.text_a] for p in pairs], [row[p.text_b] for p in pairs]
     fp32 = OnnxStudent(exported, 1).embed(texts, 32)
-    vnni = any(flag in Path("/proc/cpuinfo").read_text().split() for flag in ("avx512_vnni", "avx_vnni"))
+    vnni = bool(cpu_flags() & {"avx512_vnni", "avx_vnni"})
 
     def metrics(vectors: np.ndarray) -> dict[str, float]:
         cosines = (vectors * fp32).sum(axis=1)

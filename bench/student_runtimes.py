@@ -32,7 +32,7 @@ from flipkd.models.onnx_student import INT8_FILE, ONNX_FILE, OnnxStudent, ensure
 from flipkd.models.provision import resolve_model
 from flipkd.models.similarity import pair_cosines
 from flipkd.models.text_encoder import TextEncoder
-from flipkd.training.data import load_pairs
+from flipkd.training.data import distinct_texts, load_pairs
 from flipkd.training.metrics import classification_metrics
 
 
@@ -117,7 +117,7 @@ def main() -> None:
     result: dict[str, object] = {"bundle": args.bundle, "data": str(args.data), "pairs": len(pairs),
                                  "threads": args.threads}
     if args.part != "quality":
-        texts = list(dict.fromkeys(t for p in pairs for t in (p.text_a, p.text_b)))[:args.texts]
+        texts = distinct_texts(pairs)[:args.texts]
         result |= speed(runtimes, texts, args.batch_sizes, args.rounds)
     if args.part != "speed":
         result |= quality(runtimes, pairs, bundle.threshold)

@@ -20,13 +20,18 @@ Precision = Literal["auto", "bfloat16", "float32"]
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The first CPU's feature flags from ``cpuinfo`` (empty where it cannot be read)."""
+    try:
+        line = next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return set()
+    return set(line.split())
+
+
 def cpu_multiplies_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """The CPU has native bf16 matrix instructions (its flags list one of ``BF16_CPU_FLAGS``)."""
-    try:
-        flags = next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return False
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
+    return bool(cpu_flags(cpuinfo) & set(BF16_CPU_FLAGS))
 
 
 def compute_dtype(choice: Precision = "auto", device: str | None = None) -> torch.dtype:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from flipkd.main import main
-from flipkd.training.paraphrase import ParaphraseConfig, training_texts, write_paraphrases
+from flipkd.training.data import distinct_texts, load_pairs
+from flipkd.training.paraphrase import ParaphraseConfig, write_paraphrases
 from flipkd.training.transfer_set import extra_texts
 
 PAIRS = [
@@ -28,7 +29,7 @@ def dataset(tmp_path):
 
 
 def test_training_texts_are_distinct_in_order_of_first_appearance(dataset):
-    assert training_texts(dataset / "train.jsonl") == [
+    assert distinct_texts(load_pairs(dataset / "train.jsonl")) == [
         "Can I take ibuprofen with coffee?", "Is coffee safe after ibuprofen?",
         "Which painkiller helps a headache?", "How do I treat a mild fever at home?",
         "What helps a mild fever at home?"]
@@ -53,7 +54,7 @@ def test_rewrites_of_a_real_instruct_model_feed_the_transfer_set(dataset, smollm
     written = "".join((tmp_path / f"shard-{i}.jsonl").read_text(encoding="utf-8") for i in range(2))
     records = [json.loads(line) for line in written.splitlines()]
     assert len(records) == sum(s["rewrites"] for s in shards)
-    sources = set(training_texts(dataset / "train.jsonl"))
+    sources = set(distinct_texts(load_pairs(dataset / "train.jsonl")))
     assert records, "the model kept no rewrite of five questions"
     for record in records:
         assert set(record) == {"text", "source"} and record["source"] in sources

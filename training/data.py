@@ -7,6 +7,7 @@ A dataset folder holds ``train.jsonl``, ``dev.jsonl`` and ``test.jsonl``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,11 @@ def load_pairs(path: Path, limit: int | None = None) -> list[Pair]:
     if not pairs:
         raise PairFileError(f"{path}: no pairs")
     return pairs
+
+
+def distinct_texts(pairs: Iterable[Pair]) -> list[str]:
+    """Every text of ``pairs`` (``text_a`` then ``text_b`` of each) once, in order of first appearance."""
+    return list(dict.fromkeys(t for p in pairs for t in (p.text_a, p.text_b)))
 
 
 def split_path(dataset_dir: Path, split: str) -> Path:

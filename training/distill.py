@@ -38,7 +38,7 @@ from flipkd.models.onnx_teacher import OnnxTeacher
 from flipkd.models.precision import compute_dtype
 from flipkd.models.provision import resolve_model
 from flipkd.training.checkpoint import load_checkpoint, save_checkpoint
-from flipkd.training.data import Pair, split_path
+from flipkd.training.data import Pair, distinct_texts, split_path
 from flipkd.training.distill_config import DistillConfig, LossConfig
 from flipkd.training.folds import fold_of
 from flipkd.training.hidden_cache import HiddenCache
@@ -150,7 +150,7 @@ def cached_cosines(student: LoraEncoder, cache: HiddenCache, pairs: list[Pair], 
                    ) -> np.ndarray:
     """cos(z_a, z_b) per pair in eval mode, from the cached frozen stage (each distinct text once)."""
     student.eval()
-    texts = list(dict.fromkeys(t for p in pairs for t in (p.text_a, p.text_b)))
+    texts = distinct_texts(pairs)
     vectors = {}
     for start in range(0, len(texts), chunk):
         part = texts[start:start + chunk]

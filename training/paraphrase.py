@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from flipkd.models.base_models import causal_tokenizer, load_causal_lm
 from flipkd.models.provision import resolve_model
-from flipkd.training.data import load_pairs
+from flipkd.training.data import distinct_texts, load_pairs
 
 SYSTEM = "You rewrite questions."
 PROMPT = "Rewrite in other words, same language, same meaning; answer with the rewrite only:\n{text}"
@@ -37,15 +37,6 @@ class ParaphraseConfig:
     max_new_tokens: int = 64
     batch_size: int = 32
     seed: int = 13
-
-
-def training_texts(train_file: Path) -> list[str]:
-    """The distinct texts of a pair file, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for pair in load_pairs(train_file):
-        seen.setdefault(pair.text_a)
-        seen.setdefault(pair.text_b)
-    return list(seen)
 
 
 def _kept(source: str, rewrite: str) -> bool:
@@ -64,8 +55,9 @@ def paraphrase(texts: Sequence[str], base: str, config: ParaphraseConfig, dtype:
                ) -> list[dict[str, str]]:
     """``{"text", "source"}`` records, up to ``per_text`` kept rewrites per text (see the module doc)."""
     folder = resolve_model(base)
-    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+    tokenizer = causal_tokenizer(folder)
+    tokenizer.padding_side = "left"  # generation continues every row from its last token
+    model = load_causal_lm(folder, dtype).eval()
     torch.manual_seed(config.seed)
     records: list[dict[str, str]] = []
     progress = tqdm(total=len(texts), desc="paraphrase", unit="text")
@@ -95,7 +87,7 @@ def write_paraphrases(data_dir: Path, base: str, out: Path, config: ParaphraseCo
     """Paraphrase the training texts of ``data_dir`` into ``out``: the first ``limit`` when given, and of
     those every ``shard[1]``-th from index ``shard[0]`` (shards run as separate processes)."""
     index, count = shard
-    texts = training_texts(data_dir / "train.jsonl")[:limit][index::count]
+    texts = distinct_texts(load_pairs(data_dir / "train.jsonl"))[:limit][index::count]
     records = paraphrase(texts, base, config, dtype)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

@@ -29,7 +29,7 @@ import numpy as np
 
 from flipkd.models.onnx_teacher import OnnxTeacher
 from flipkd.training.augment import word_variants
-from flipkd.training.data import Pair
+from flipkd.training.data import Pair, distinct_texts
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def build_transfer_set(config: TransferConfig, labelled: Sequence[Pair], teacher
     """The pool, its teacher embeddings and the pairs described in the module docstring. Texts in
     ``forbidden`` (dev and test texts) are kept out of the pool."""
     rng = random.Random(config.seed)
-    train = list(dict.fromkeys(t for p in labelled for t in (p.text_a, p.text_b)))
+    train = distinct_texts(labelled)
     train_set = set(train)
     extra = [t for t in extra_texts(config.extra, config.max_words, config.extra_limit)
              if t not in train_set and t not in forbidden]
