@@ -35,19 +35,21 @@ def test_training_texts_are_distinct_in_order_of_first_appearance(dataset):
         "What helps a mild fever at home?"]
 
 
-@pytest.mark.parametrize("shard", ["2/2", "a/2", "1"])
-def test_a_bad_shard_is_refused_by_the_cli(dataset, tmp_path, shard, capsys):
+@pytest.mark.parametrize("option", [["--shard", "2/2"], ["--shard", "a/2"], ["--shard", "1"],
+                                    ["--style", "poem"]])
+def test_a_bad_shard_or_style_is_refused_by_the_cli(dataset, tmp_path, option, capsys):
     with pytest.raises(SystemExit) as stopped:
-        main(["paraphrase", "--data", str(dataset), "--out", str(tmp_path / "p.jsonl"), "--shard", shard])
+        main(["paraphrase", "--data", str(dataset), "--out", str(tmp_path / "p.jsonl"), *option])
     assert stopped.value.code == 2
-    assert "--shard" in capsys.readouterr().err
+    assert option[0] in capsys.readouterr().err
     assert not (tmp_path / "p.jsonl").exists()
 
 
 @pytest.mark.slow
-def test_rewrites_of_a_real_instruct_model_feed_the_transfer_set(dataset, smollm_dir, tmp_path):
+@pytest.mark.parametrize("style", ["paraphrase", "related"])
+def test_rewrites_of_a_real_instruct_model_feed_the_transfer_set(dataset, smollm_dir, tmp_path, style):
     out = tmp_path / "rewrites.jsonl"
-    config = ParaphraseConfig(per_text=2, max_new_tokens=48, batch_size=4, seed=0)
+    config = ParaphraseConfig(per_text=2, max_new_tokens=48, batch_size=4, seed=0, style=style)
     shards = [write_paraphrases(dataset, str(smollm_dir), tmp_path / f"shard-{i}.jsonl", config,
                                 torch.float32, shard=(i, 2)) for i in range(2)]
     assert [s["texts"] for s in shards] == [3, 2]
@@ -57,7 +59,8 @@ def test_rewrites_of_a_real_instruct_model_feed_the_transfer_set(dataset, smollm
     sources = set(distinct_texts(load_pairs(dataset / "train.jsonl")))
     assert records, "the model kept no rewrite of five questions"
     for record in records:
-        assert set(record) == {"text", "source"} and record["source"] in sources
+        assert set(record) == {"text", "source", "style"} and record["source"] in sources
+        assert record["style"] == style
         assert record["text"].strip() and "\n" not in record["text"]
         assert record["text"].lower() != record["source"].lower()
     out.write_text(written, encoding="utf-8")

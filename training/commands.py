@@ -107,7 +107,8 @@ def _paraphrase(args: argparse.Namespace) -> None:
     from flipkd.training.paraphrase import ParaphraseConfig, write_paraphrases
 
     config = ParaphraseConfig(per_text=args.per_text, temperature=args.temperature,
-                              max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed)
+                              max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
+                              style=args.style)
     print(json.dumps(write_paraphrases(args.data, args.base, args.out, config, compute_dtype(args.precision),
                                        args.limit, args.shard), indent=2))
 
@@ -190,6 +191,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     rewrite.add_argument("--data", type=Path, required=True, help="dataset folder (train.jsonl is read)")
     rewrite.add_argument("--base", default="qwen2.5-coder-0.5b-instruct", help="an instruction-tuned LM")
     rewrite.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    rewrite.add_argument("--style", choices=("paraphrase", "related"), default="paraphrase",
+                         help="paraphrase: the same question in other words; related: a different question "
+                              "on the same subject")
     rewrite.add_argument("--per-text", type=int, default=1, help="rewrites sampled per training text")
     rewrite.add_argument("--temperature", type=float, default=0.8)
     rewrite.add_argument("--max-new-tokens", type=int, default=64, help="longer rewrites are dropped")

@@ -1,12 +1,14 @@
-"""LLM paraphrases of the training texts: new in-domain text for the teacher-scored transfer set.
+"""LLM rewrites of the training texts: new in-domain text for the teacher-scored transfer set.
 
 Every distinct training text t (both sides of the labelled pairs, in order of first appearance) is
 rewritten ``per_text`` times by an instruction-tuned causal LM from the chat prompt :data:`SYSTEM` +
-:data:`PROMPT` (kept short: the prompt is run once per rewrite and dominates the cost), sampled at
+``PROMPTS[style]`` (kept short: the prompt is run once per rewrite and dominates the cost): style
+``paraphrase`` asks for t in other words, style ``related`` for a different question on the same subject
+that needs another answer (the near misses a matcher must reject). Sampled at
 ``temperature`` over the ``top_k`` likeliest tokens (seeded). A rewrite is kept when it is one line, not
 empty, not equal to t (case and spacing ignored) and ended before ``max_new_tokens``. Written as JSONL
-``{"text": rewrite, "source": t}``, one line per rewrite, shortest sources first (texts are batched by
-length, so little padding is run); a config names it as
+``{"text": rewrite, "source": t, "style": style}``, one line per rewrite, shortest sources first (texts
+are batched by length, so little padding is run); a config names it as
 ``transfer.extra: [FILE:text]``, so the teacher scores each rewrite against its nearest training texts.
 Only the training split is read: no dev or test text reaches the generator.
 """
@@ -26,7 +28,12 @@ from flipkd.models.provision import resolve_model
 from flipkd.training.data import distinct_texts, load_pairs
 
 SYSTEM = "You rewrite questions."
-PROMPT = "Rewrite in other words, same language, same meaning; answer with the rewrite only:\n{text}"
+PROMPTS = {
+    "paraphrase": "Rewrite in other words, same language, same meaning; "
+                  "answer with the rewrite only:\n{text}",
+    "related": "Write a different question on the same subject that needs a different answer; same language; "
+               "answer with the question only:\n{text}",
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class ParaphraseConfig:
     max_new_tokens: int = 64
     batch_size: int = 32
     seed: int = 13
+    style: str = "paraphrase"
 
 
 def _kept(source: str, rewrite: str) -> bool:
@@ -62,8 +70,9 @@ def paraphrase(texts: Sequence[str], base: str, config: ParaphraseConfig, dtype:
     records: list[dict[str, str]] = []
     progress = tqdm(total=len(texts), desc="paraphrase", unit="text")
     for batch in _batches(sorted(texts, key=len), config.batch_size):  # similar lengths: little padding
+        prompt = PROMPTS[config.style]
         prompts = [tokenizer.apply_chat_template([{"role": "system", "content": SYSTEM},
-                                                  {"role": "user", "content": PROMPT.format(text=t)}],
+                                                  {"role": "user", "content": prompt.format(text=t)}],
                                                  tokenize=False, add_generation_prompt=True) for t in batch]
         inputs = tokenizer(prompts, return_tensors="pt", padding=True)
         with torch.inference_mode():
@@ -76,7 +85,7 @@ def paraphrase(texts: Sequence[str], base: str, config: ParaphraseConfig, dtype:
             source = batch[row // config.per_text]
             rewrite = tokenizer.decode(tokens, skip_special_tokens=True).strip()
             if done and _kept(source, rewrite):
-                records.append({"text": rewrite, "source": source})
+                records.append({"text": rewrite, "source": source, "style": config.style})
         progress.update(len(batch))
     progress.close()
     return records
