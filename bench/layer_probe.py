@@ -43,15 +43,38 @@ from flipkd.training.transfer_set import nearest_keys
 KINDS = ("attention input", "MLP intermediate")
 
 
+def last_copy_starts(tokenizer, texts: list[str], template: str) -> list[int]:
+    """Token index where the last ``{text}`` of ``template`` starts, per text (0 when the template holds
+    ``{text}`` once): the length of the template's tokenized prefix up to that copy, checked to be a prefix
+    of the whole's tokens."""
+    head, _, _ = template.rpartition("{text}")
+    if "{text}" not in head:
+        return [0] * len(texts)
+    starts = []
+    for text in texts:
+        prefix = tokenizer(head.replace("{text}", text))["input_ids"]
+        whole = tokenizer(template.replace("{text}", text))["input_ids"]
+        if whole[:len(prefix)] != prefix:
+            raise ValueError(f"the template's prefix does not tokenize as a prefix for {text!r}")
+        starts.append(len(prefix))
+    return starts
+
+
 @torch.inference_mode()
 def pooled_features(base: str, texts: list[str], max_length: int, batch_size: int = 32,
-                    max_layer: int | None = None) -> dict[str, torch.Tensor]:
+                    max_layer: int | None = None, template: str = "{text}",
+                    last_copy: bool = False, bidirectional_from: int | None = None
+                    ) -> dict[str, torch.Tensor]:
     """Per text, layer and kind, the token mean of what a LoRA A there would read: "attention input"
     (the input norm's output, read by q/k/v_proj; N x layers x hidden) and "MLP intermediate"
     (act(gate) * up, read by down_proj; N x layers x intermediate); only layers 0..``max_layer`` are run
-    when it is given."""
+    when it is given. Each text is put into ``template``; with ``last_copy`` the mean runs over the tokens
+    of the template's last ``{text}`` only (echo embeddings: a template with the text twice lets every
+    token of the second copy attend to the whole text). From layer ``bidirectional_from`` on, attention
+    is bidirectional (every real token attends to every real token; the layers below stay causal)."""
     folder = resolve_model(base)
     tokenizer = causal_tokenizer(folder)
+    starts = last_copy_starts(tokenizer, texts, template) if last_copy else [0] * len(texts)
     model = load_causal_lm(folder, torch.float32).eval()
     if max_layer is not None:
         model.model.layers = model.model.layers[:max_layer + 1]
@@ -67,12 +90,33 @@ def pooled_features(base: str, texts: list[str], max_length: int, batch_size: in
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for start in tqdm(range(0, len(texts), batch_size), desc="layer features"):
         rows = order[start:start + batch_size]
-        batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_length,
-                          return_tensors="pt")
-        model.model(**batch, use_cache=False)
+        batch = tokenizer([template.replace("{text}", texts[i]) for i in rows], padding=True,
+                          truncation=True, max_length=max_length, return_tensors="pt")
+        run_layers(model.model, batch["input_ids"], batch["attention_mask"], bidirectional_from)
+        positions = torch.arange(batch["input_ids"].shape[1])
+        read = batch["attention_mask"] * (positions >= torch.tensor([starts[i] for i in rows])[:, None])
         for (kind, index), value in captured.items():
-            out[kind][rows, index] = masked_mean(value, batch["attention_mask"])
+            out[kind][rows, index] = masked_mean(value, read)
     return out
+
+
+def run_layers(body: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor,
+               bidirectional_from: int | None) -> None:
+    """The body's layers over a batch: causal throughout, or causal below ``bidirectional_from`` and from
+    there on with a padding-only mask (B, 1, T, T), True where both tokens are real."""
+    if bidirectional_from is None:
+        body(input_ids=input_ids, attention_mask=mask, use_cache=False)
+        return
+    layers = body.layers
+    try:
+        body.layers = layers[:bidirectional_from]
+        hidden = body(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state
+        body.layers = layers[bidirectional_from:]
+        real = mask.bool()
+        full = {"full_attention": (real[:, None, :, None] & real[:, None, None, :])}
+        body(inputs_embeds=hidden, attention_mask=full, use_cache=False)
+    finally:
+        body.layers = layers
 
 
 def probe_auc(train_u: dict[str, torch.Tensor], pairs: np.ndarray, targets: np.ndarray,
@@ -148,6 +192,11 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=4, help="consecutive layers per group probed")
     parser.add_argument("--max-layer", type=int, default=None, help="run and probe layers 0..N only")
     parser.add_argument("--no-scan", action="store_true", help="probe layer groups only, no single layers")
+    parser.add_argument("--template", default="{text}", help="text template; {text} may appear twice (echo)")
+    parser.add_argument("--last-copy", action="store_true",
+                        help="pool over the template's last {text} only (echo embeddings)")
+    parser.add_argument("--bidirectional-from", type=int, default=None,
+                        help="attention is bidirectional from this layer on (causal below)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -169,8 +218,10 @@ def main() -> None:
     dev_pairs = index_pairs(dev, {t: i for i, t in enumerate(dev_texts)})
     dev_labels = np.array([p.label for p in dev])
     teacher_dev = teacher.score_pairs([p.text_a for p in dev], [p.text_b for p in dev])
-    train_u = pooled_features(args.base, train_texts, args.max_length, max_layer=args.max_layer)
-    dev_u = pooled_features(args.base, dev_texts, args.max_length, max_layer=args.max_layer)
+    features = {"max_layer": args.max_layer, "template": args.template, "last_copy": args.last_copy,
+                "bidirectional_from": args.bidirectional_from}
+    train_u = pooled_features(args.base, train_texts, args.max_length, **features)
+    dev_u = pooled_features(args.base, dev_texts, args.max_length, **features)
     layers = train_u[KINDS[0]].shape[1]
     starts = range(0, layers - args.group + 1, args.group)
     groups = [list(range(start, start + args.group)) for start in starts]
@@ -191,7 +242,10 @@ def main() -> None:
         tqdm.write(f"{name}: dev AUC {np.mean(aucs):.4f} {aucs}")
     report = {"data": str(args.data), "base": args.base, "teacher": str(args.teacher),
               "teacher_dev_auc": float(roc_auc_score(dev_labels, teacher_dev)),
-              "train_texts": len(train_texts), "probe_pairs": len(pairs), "width": args.width,
+              "template": args.template, "last_copy": args.last_copy,
+              "bidirectional_from": args.bidirectional_from,
+              "max_length": args.max_length, "train_texts": len(train_texts), "probe_pairs": len(pairs),
+              "width": args.width,
               "steps": args.steps, "batch": args.batch, "seeds": args.seeds, "probes": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

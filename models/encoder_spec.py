@@ -4,8 +4,10 @@ Representation of a text x (FlipKD reads the LoRA down-projection A as an encode
     z_m = pool_t(A_m h_{m,t})  for each read module m (h_{m,t}: the module's input at token t),
     z = normalize(concat_m z_m),  dim(z) = r * len(modules read),
 where pool is the mean over tokens under the attention mask (or the last real token), and a pair's
-similarity is cos(z_a, z_b) = z_a . z_b. The spec is saved in the bundle manifest so training and
-serving read the same modules the same way.
+similarity is cos(z_a, z_b) = z_a . z_b. With ``echo`` the model reads ``x SEP x`` (SEP: a newline token)
+and the mean runs over the second copy only, whose every token has attended to the whole text (echo
+embeddings, Springer et al. 2024); ``max_length`` bounds each copy. The spec is saved in the bundle
+manifest so training and serving read the same modules the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ Pooling = Literal["mean", "last"]
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """LoRA placement (``modules`` x ``layers``), rank, pooling, template and max length."""
+    """LoRA placement (``modules`` x ``layers``), rank, pooling, template, max length and echo."""
 
     modules: tuple[str, ...] = ("q_proj",)
     layers: tuple[int, ...] = (-4, -3, -2, -1)
@@ -29,6 +31,7 @@ class EncoderSpec:
     normalize: bool = True
     template: str = "{text}"
     max_length: int = 64
+    echo: bool = False
 
     def __post_init__(self) -> None:
         if not self.modules or not self.layers:

@@ -32,10 +32,10 @@ from flipkd.models.base_models import BaseModels, backend_copy, causal_tokenizer
 from flipkd.models.bundle import Bundle
 from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.models.padding import STUDENT_CPU_OVERHEAD_TOKENS
-from flipkd.models.pooling import masked_mean
+from flipkd.models.pooling import masked_mean, second_copy_mask
 from flipkd.models.precision import compute_dtype
 from flipkd.models.provision import resolve_model
-from flipkd.models.text_encoder import TextEncoder, ids_only
+from flipkd.models.text_encoder import TextEncoder, echo_separator, ids_only
 
 ADAPTER_NAME = "default"
 
@@ -94,6 +94,7 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
         # its own copy of the fast tokenizer's backend, set up once: the transformers wrapper sets the
         # backend's truncation on every call, so a shared one is not safe to call from several threads
         self.ids_tokenizer = ids_only(backend_copy(base, self.tokenizer), spec.max_length)
+        self.echo_separator = echo_separator(self.ids_tokenizer, spec.echo)
         self._read_keys = [(layer, module) for layer in self.layers_read for module in spec.modules]
         self.dim = spec.rank * len(self._read_keys)
         for layer, module in self._read_keys:
@@ -186,15 +187,16 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
 
     def read_pass(self, run: Callable[[], object], attention_mask: torch.Tensor) -> torch.Tensor:
         """Run ``run`` (a pass through the read layers) until every LoRA A output read is captured; pool
-        and join them: (B, dim) float32, unit length when the spec normalizes."""
+        and join them: (B, dim) float32, unit length when the spec normalizes. An echoing spec pools over
+        each row's second copy only."""
         captured = self._captured()
+        read = second_copy_mask(attention_mask) if self.spec.echo else attention_mask
         captured.clear()
         try:
             with suppress(_AllRead):
                 run()
             pool = masked_mean if self.spec.pooling == "mean" else last_token
-            pooled = torch.cat([pool(captured[key].float(), attention_mask) for key in self._read_keys],
-                               dim=-1)
+            pooled = torch.cat([pool(captured[key].float(), read) for key in self._read_keys], dim=-1)
         finally:
             captured.clear()
         return nn.functional.normalize(pooled, dim=-1) if self.spec.normalize else pooled

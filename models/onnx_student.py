@@ -25,7 +25,7 @@ from flipkd.models.hashing import sha256_file
 from flipkd.models.home import flipkd_home
 from flipkd.models.onnx_encoder import OnnxEncoder
 from flipkd.models.padding import STUDENT_CPU_OVERHEAD_TOKENS
-from flipkd.models.text_encoder import ids_only
+from flipkd.models.text_encoder import echo_separator, ids_only
 
 ONNX_FILE = "student.onnx"
 INT8_FILE = "student-int8.onnx"
@@ -52,6 +52,7 @@ class OnnxStudent(OnnxEncoder):
         self.pad_id = config["pad_id"]
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.ids_tokenizer = ids_only(tokenizer, self.spec.max_length)
+        self.echo_separator = echo_separator(self.ids_tokenizer, self.spec.echo)
 
     def format_text(self, text: str) -> str:
         return self.spec.format(text)

@@ -4,7 +4,9 @@ A text becomes token ids once (:meth:`TextEncoder.token_ids`: formatted, truncat
 ids is split into sub-batches by token count (:mod:`flipkd.models.padding`), each right-padded to its own
 longest row and run through the runtime's forward; row i of the (N, dim) float32 result is text i's
 embedding. A runtime supplies its tokenizer, pad id, dim, text format, tensor type, forward and
-per-forward overhead. Imports neither torch nor transformers.
+per-forward overhead. An echoing runtime (``echo_separator`` set) reads every text twice,
+``ids + [separator] + ids`` (:func:`echoed`), and pools over the second copy only
+(:func:`flipkd.models.pooling.second_copy_mask`). Imports neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -35,6 +37,22 @@ def ids_only(tokenizer: Tokenizer, max_length: int) -> Tokenizer:
     return tokenizer
 
 
+def echoed(ids: Sequence[int], separator: int) -> list[int]:
+    """``ids + [separator] + ids``: 2n + 1 tokens for n, the second copy at positions n + 1 .. 2n."""
+    return [*ids, separator, *ids]
+
+
+def echo_separator(tokenizer: Tokenizer, echo: bool, text: str = "\n") -> int | None:
+    """The one token that separates an echoed text's two copies (``text`` without special tokens), or None
+    when ``echo`` is off. Raises ValueError where ``text`` is not exactly one token."""
+    if not echo:
+        return None
+    ids = tokenizer.encode(text, add_special_tokens=False).ids
+    if len(ids) != 1:
+        raise ValueError(f"the echo separator {text!r} must be one token, got {ids}")
+    return ids[0]
+
+
 class TextEncoder(ABC, Generic[Tensor]):
     """Embeds texts, or their token ids, in sub-batches; ``Tensor`` is the runtime's array type (inputs
     on its device, results on the host). A subclass sets ``ids_tokenizer`` (from :func:`ids_only`),
@@ -43,6 +61,7 @@ class TextEncoder(ABC, Generic[Tensor]):
     ids_tokenizer: Tokenizer
     pad_id: int
     dim: int
+    echo_separator: int | None = None
 
     @abstractmethod
     def format_text(self, text: str) -> str:
@@ -66,9 +85,13 @@ class TextEncoder(ABC, Generic[Tensor]):
         costs far more than padding (GPU)."""
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each formatted text, truncated to the encoder's max length (no padding)."""
-        return [encoding.ids for encoding in
-                self.ids_tokenizer.encode_batch([self.format_text(text) for text in texts])]
+        """Token ids of each formatted text, truncated to the encoder's max length (no padding), and
+        :func:`echoed` when the runtime echoes."""
+        ids = [encoding.ids for encoding in
+               self.ids_tokenizer.encode_batch([self.format_text(text) for text in texts])]
+        if self.echo_separator is None:
+            return ids
+        return [echoed(row, self.echo_separator) for row in ids]
 
     def padded(self, ids: Sequence[Sequence[int]]) -> dict[str, Tensor]:
         """int64 ``input_ids`` and ``attention_mask`` (B, longest), right-padded with ``pad_id``."""

@@ -1,4 +1,5 @@
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 import torch
@@ -186,14 +187,43 @@ def test_last_token_pooling_reads_the_last_real_token(smollm_dir):
     torch.testing.assert_close(padded[:1], alone, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_echo_reads_each_text_twice_and_pools_its_second_copy(smollm_dir):
+    """Echo: ids + [newline] + ids, and z = mean over the second copy of x A^T (normalisation off, one
+    module read); padding in a batch changes nothing."""
+    spec = EncoderSpec(modules=("q_proj",), layers=(3,), rank=4, normalize=False, echo=True, max_length=16)
+    echoing = LoraEncoder(str(smollm_dir), spec, dtype=torch.float32)
+    plain = LoraEncoder(str(smollm_dir), replace(spec, echo=False), dtype=torch.float32)
+    separator = echoing.echo_separator
+    assert echoing.tokenizer.decode([separator]) == "\n" and plain.echo_separator is None
+    once = plain.token_ids(TEXTS)
+    assert echoing.token_ids(TEXTS) == [row + [separator] + row for row in once]
+    lora_a = echoing._find(3, "q_proj").lora_A["default"]
+    inputs = []
+    handle = lora_a.register_forward_pre_hook(lambda _m, args: inputs.append(args[0]))
+    batch = echoing.tokenize(TEXTS)
+    with torch.inference_mode():
+        ours = echoing(**batch)
+    handle.remove()
+    read = inputs[0] @ lora_a.weight.T
+    expected = torch.stack([read[row, len(ids) + 1:2 * len(ids) + 1].mean(dim=0)
+                            for row, ids in enumerate(once)])
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+    alone = torch.cat([echoing.embed([text]) for text in TEXTS])
+    torch.testing.assert_close(echoing.embed(TEXTS, batch_size=len(TEXTS)), alone, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(ours, plain.embed(TEXTS), atol=1e-3)
+
+
 def test_spec_validation():
     with pytest.raises(ValueError, match="template"):
         EncoderSpec(template="no placeholder")
     with pytest.raises(ValueError, match="out of range"):
         EncoderSpec(layers=(40,)).resolved_layers(30)
     assert EncoderSpec(layers=(-1, 0, -1)).resolved_layers(30) == (0, 29)
-    spec = EncoderSpec(modules=("q_proj", "k_proj"), layers=(1, 2, 3), rank=8)
+    spec = EncoderSpec(modules=("q_proj", "k_proj"), layers=(1, 2, 3), rank=8, echo=True)
     assert EncoderSpec.from_json(spec.to_json()) == spec
+    written_before_echo = {key: value for key, value in spec.to_json().items() if key != "echo"}
+    assert EncoderSpec.from_json(written_before_echo).echo is False
 
 
 @pytest.mark.slow

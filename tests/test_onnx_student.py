@@ -77,6 +77,31 @@ def test_fp32_graph_embeds_like_torch_and_int8_close_to_it(exported, student_bun
     assert not np.allclose(int8, expected, atol=1e-4)  # it did quantize
 
 
+def test_echoing_student_exports_with_parity(student_bundle, tmp_path, monkeypatch):
+    """A bundle whose spec echoes: the graph pools the second copy as torch does, in any batch."""
+    import shutil
+
+    from flipkd.models.bundle import MANIFEST
+
+    echoing = tmp_path / "bundle"
+    shutil.copytree(student_bundle, echoing)
+    manifest = json.loads((echoing / MANIFEST).read_text())
+    manifest["encoder"]["echo"] = True
+    (echoing / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    monkeypatch.setenv("FLIPKD_HOME", str(tmp_path / "home"))
+    bundle = load_bundle(echoing)
+    folder = ensure_student_onnx(bundle)
+    reference = student_encoder(bundle, torch.float32, "cpu")
+    with torch.inference_mode():
+        expected = reference.embed(TEXTS, batch_size=len(TEXTS)).numpy()
+        plain = student_encoder(load_bundle(student_bundle), torch.float32, "cpu").embed(TEXTS).numpy()
+    runtime = OnnxStudent(folder, THREADS)
+    assert runtime.token_ids(["a"]) == reference.token_ids(["a"]) and len(runtime.token_ids(["a"])[0]) == 3
+    for batch_size in (1, len(TEXTS)):
+        np.testing.assert_allclose(runtime.embed(TEXTS, batch_size=batch_size), expected, atol=1e-4)
+    assert not np.allclose(expected, plain, atol=1e-3)
+
+
 def test_int8_weights_use_seven_bits_so_no_cpu_saturates_their_products(exported):
     """u8 x s8 products summed in pairs fit int16 only when |w| <= 64 (CPUs without VNNI saturate)."""
     import onnx
