@@ -17,7 +17,7 @@ from flipkd.models.bundle import BundleError, load_bundle, write_manifest
 from flipkd.models.lora_encoder import student_encoder
 from flipkd.training.bundle_build import publish_bundle
 from flipkd.training.data import Pair, load_pairs
-from flipkd.training.distill import stratified_batches, train_student
+from flipkd.training.distill import ema_decay, stratified_batches, train_student
 from flipkd.training.distill_config import load_config
 from flipkd.training.metrics import best_f1_threshold
 from flipkd.training.student_scores import student_scores
@@ -125,6 +125,42 @@ def test_resume_continues_from_the_checkpoint(smoke_config, smollm_dir, tmp_path
     for name, parameter in resumed.student.named_parameters():
         if parameter.requires_grad:
             torch.testing.assert_close(parameter, weights[name], rtol=1e-4, atol=1e-6)
+
+
+def test_ema_decay_warms_up_to_its_target():
+    assert ema_decay(0.99, 0) == pytest.approx(0.1)
+    assert ema_decay(0.99, 8) == pytest.approx(0.5)
+    assert ema_decay(0.99, 10_000) == 0.99
+
+
+@pytest.mark.slow
+def test_weight_average_is_evaluated_kept_and_resumed_without_touching_training(smoke_config, smollm_dir,
+                                                                                tmp_path):
+    """With ``train.ema`` the dev evaluations and the shipped adapter use the fp32 moving average, while
+    the training itself is the plain run's to the last loss (the average is swapped in and back out);
+    the checkpoint carries the average, so a resumed run ends where the uninterrupted one does."""
+    small = ["train.train_limit=64", "train.batch_size=16", "train.checkpoint_every=2", "train.eval_every=2",
+             "train.dev_limit=32"]
+    plain = train_student(load_config(smoke_config, small), tmp_path / "plain", torch.float32)
+    config = load_config(smoke_config, [*small, "train.ema=0.9"])
+    first = train_student(config, tmp_path / "ema", torch.float32)
+    np.testing.assert_allclose(first.losses, plain.losses, rtol=1e-6)
+    assert [step for step, _ in first.dev_curve] == [2, 4]
+    assert [auc for _, auc in first.dev_curve] != [auc for _, auc in plain.dev_curve]
+    kept = load_file(str(tmp_path / "ema" / "checkpoint" / "trainable.safetensors"))
+    averages = {name: tensor for name, tensor in kept.items() if name.startswith("ema.")}
+    assert averages and len(averages) * 2 == len(kept)
+    assert all(tensor.dtype == torch.float32 for tensor in averages.values())
+    assert any(not torch.equal(tensor, kept[name.removeprefix("ema.")]) for name, tensor in averages.items())
+    weights = dict(plain.student.named_parameters())
+    trained = [(name, p) for name, p in first.student.named_parameters() if p.requires_grad]
+    assert any(not torch.allclose(p, weights[name]) for name, p in trained)
+    resumed = train_student(config, tmp_path / "ema", torch.float32)
+    np.testing.assert_allclose(resumed.losses, first.losses, rtol=1e-4)
+    np.testing.assert_allclose(resumed.dev_curve, first.dev_curve, rtol=1e-4)
+    resumed_weights = dict(resumed.student.named_parameters())
+    for name, parameter in trained:
+        torch.testing.assert_close(resumed_weights[name], parameter, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.slow

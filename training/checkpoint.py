@@ -1,9 +1,10 @@
 """Training checkpoints without pickle: trainable tensors and AdamW state in safetensors, the rest JSON.
 
-A checkpoint folder holds ``trainable.safetensors`` (name -> parameter), ``optimizer.safetensors``
-(``{index}.{exp_avg|exp_avg_sq}`` per parameter), ``state.json`` (step, optimizer step counts, lr
-scheduler state, RNG seed material and the loss history). It is written to a temporary folder and
-renamed, so an interrupted save leaves the previous checkpoint intact.
+A checkpoint folder holds ``trainable.safetensors`` (name -> tensor: the parameters and any tensors kept
+beside them, such as a weight average), ``optimizer.safetensors`` (``{index}.{exp_avg|exp_avg_sq}`` per
+parameter), ``state.json`` (step, optimizer step counts, lr scheduler state, RNG seed material and the
+loss history). It is written to a temporary folder and renamed, so an interrupted save leaves the
+previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-Named = list[tuple[str, torch.nn.Parameter]]
+Named = list[tuple[str, torch.Tensor]]
 Scheduler = torch.optim.lr_scheduler.LRScheduler
 
 

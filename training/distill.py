@@ -10,8 +10,10 @@ micro-batch (W a training-only linear head onto the teacher's embedding e of the
 Gradients accumulate over ``grad_accum`` micro-batches and, under ``torchrun``, are averaged across
 processes by DDP. The frozen stage below the lowest LoRA layer is cached per text
 (:mod:`flipkd.training.hidden_cache`). With ``eval_every`` the dev ROC-AUC is measured every that many
-steps and the best adapter is kept (early stopping). Checkpoints every ``checkpoint_every`` steps make a
-run resumable (the best-so-far adapter is saved beside them); the same seed gives the same batches.
+steps and the best adapter is kept (early stopping); with ``train.ema`` the moving average of the weights
+is what is evaluated, kept and shipped (:func:`ema_decay`). Checkpoints every ``checkpoint_every`` steps
+make a run resumable (the best-so-far adapter is saved beside them, the moving average inside them); the
+same seed gives the same batches.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,6 +191,28 @@ def _distributed() -> tuple[int, int, int]:
     return int(environ.get("RANK", 0)), int(environ.get("LOCAL_RANK", 0)), int(environ.get("WORLD_SIZE", 1))
 
 
+def ema_decay(target: float, step: int) -> float:
+    """Decay of the weight average after optimizer step ``step`` (0-based): ``min(target, (1 + step) /
+    (10 + step))``, so the early average follows the weights closely; the average is then
+    ``ema <- decay * ema + (1 - decay) * weights``, kept in fp32 whatever the training dtype."""
+    return min(target, (1 + step) / (10 + step))
+
+
+@contextmanager
+def swapped_in(named: list[tuple[str, torch.Tensor]], values: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Within the block the parameters hold ``values`` (none given: unchanged); restored afterwards."""
+    saved = {name: parameter.detach().clone() for name, parameter in named} if values else {}
+    with torch.no_grad():
+        for name, parameter in named if values else ():
+            parameter.copy_(values[name])
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, parameter in named if values else ():
+                parameter.copy_(saved[name])
+
+
 def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = None) -> RunResult:
     """Run (or resume) distillation in ``dtype`` (None: :func:`~flipkd.models.precision.compute_dtype`'s
     choice for the device); every process returns the trained student."""
@@ -219,12 +245,15 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                   lambda s: warmup_linear_decay(s, total, warmup_steps))
 
+    ema = {name: p.detach().float().clone() for name, p in named} if config.train.ema else {}
+    tracked = named + [(f"ema.{name}", average) for name, average in ema.items()]
     checkpoint = Path(out) / "checkpoint"
     best_file = checkpoint.with_name("best.safetensors")
     state = {"step": 0, "losses": [], "train_seconds": 0.0, "tokens": 0, "dev_curve": [], "best_step": 0}
     best: dict[str, torch.Tensor] = {}
     if checkpoint.is_dir():
-        state = {"dev_curve": [], "best_step": 0, **load_checkpoint(checkpoint, named, optimizer, scheduler)}
+        restored = load_checkpoint(checkpoint, tracked, optimizer, scheduler)
+        state = {"dev_curve": [], "best_step": 0, **restored}
         best = load_file(str(best_file)) if best_file.is_file() else {}
         print(f"resuming from step {state['step']} of {total}", file=sys.stderr)
 
@@ -274,27 +303,34 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = 
             torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
             optimizer.step()
             scheduler.step()
+            if ema:
+                decay = ema_decay(config.train.ema, step)
+                with torch.no_grad():
+                    for name, parameter in named:
+                        ema[name].lerp_(parameter.detach().float(), 1 - decay)
             state["losses"].append(step_loss)
             state["step"] = step + 1
             bar.set_postfix(loss=f"{np.mean(state['losses'][-20:]):.4f}", cached=len(cache))
             evaluate = bool(dev) and ((step + 1) % config.train.eval_every == 0 or step + 1 == total)
             if rank == 0 and evaluate:
-                auc = fit_auc(student, cache, dev)
+                with swapped_in(named, ema):
+                    auc = fit_auc(student, cache, dev)
                 state["dev_curve"].append([step + 1, auc])
                 if auc >= max(a for _, a in state["dev_curve"]):
                     state["best_step"] = step + 1
-                    best = {n: p.detach().cpu().clone() for n, p in named}
+                    best = {n: (ema[n] if ema else p).detach().cpu().clone() for n, p in named}
                 bar.write(f"step {step + 1}: dev AUC {auc:.4f} (best at step {state['best_step']})")
             if rank == 0 and (step + 1) % config.train.checkpoint_every == 0 and step + 1 < total:
                 state["train_seconds"] = time.perf_counter() - started
-                save_checkpoint(checkpoint, named, optimizer, scheduler, state)
+                save_checkpoint(checkpoint, tracked, optimizer, scheduler, state)
                 if best:
                     save_file(best, str(best_file))
     train_seconds = time.perf_counter() - started
-    if best:
+    final = best or ema
+    if final:
         with torch.no_grad():
             for name, parameter in named:
-                parameter.copy_(best[name])
+                parameter.copy_(final[name])
         best_file.unlink(missing_ok=True)
     fit = data.pairs[:config.train.fit_pairs] if config.train.fit_pairs else []
     train_auc = fit_auc(student, cache, fit) if rank == 0 and fit else None

@@ -8,7 +8,9 @@ carries), ``teacher_folds`` (optional cross-fitted teachers: the k teachers of
 one that left its fold out, see :mod:`flipkd.training.folds`), ``encoder`` (:class:`EncoderSpec`
 fields), ``loss``, ``filter``, ``train`` and ``transfer``
 (:class:`flipkd.training.transfer_set.TransferConfig`). ``train.eval_every`` > 0 scores dev every that
-many steps and keeps the adapter with the best dev ROC-AUC (early stopping); ``train.fit_pairs``
+many steps and keeps the adapter with the best dev ROC-AUC (early stopping); ``train.ema`` > 0 evaluates
+and keeps an exponential moving average of the trainable weights instead of the weights themselves
+(:func:`flipkd.training.distill.ema_decay`); ``train.fit_pairs``
 training pairs are scored at the end to report the train-split fit beside dev. Unknown keys are errors
 naming the file, so a typo never silently falls back to a default.
 """
@@ -63,6 +65,7 @@ class TrainConfig:
     cache_hidden: bool = True
     eval_every: int = 0
     fit_pairs: int = 1000
+    ema: float = 0.0
 
     def selection(self, split: str) -> slice:
         """Pairs used of a split: train [train_offset, train_offset + train_limit), dev the first
