@@ -34,7 +34,11 @@ from flipkd.models.onnx_teacher import OnnxTeacher  # noqa: E402
 from flipkd.models.teacher_cache import onnx_teacher_dir  # noqa: E402
 from flipkd.models.teacher_config import is_adapter_teacher  # noqa: E402
 from flipkd.training.data import load_pairs, split_path  # noqa: E402
-from flipkd.training.metrics import bootstrap_f1_interval, classification_metrics  # noqa: E402
+from flipkd.training.metrics import (  # noqa: E402
+    bootstrap_f1_interval,
+    calibrated_threshold,
+    classification_metrics,
+)
 from flipkd.training.student_scores import student_scores  # noqa: E402
 
 
@@ -71,6 +75,9 @@ def main() -> None:
     parser.add_argument("--bundle", action="append", default=[], metavar="NAME=FOLDER")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--recalibrate-teacher", action="store_true",
+                        help="calibrate the teacher's threshold on dev with the current rule (bagged "
+                             "best F1) instead of using the one it was exported with")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     test = load_pairs(split_path(args.data, "test"))
@@ -84,7 +91,13 @@ def main() -> None:
     teacher_metrics = args.teacher / "metrics.json" if is_adapter_teacher(args.teacher) else \
         args.teacher.with_name(args.teacher.name.removesuffix("-onnx")) / "metrics.json"
     teacher_info = json.loads(teacher_metrics.read_text()) if teacher_metrics.is_file() else {}
-    rows.append({"row": "teacher", "threshold": teacher.threshold,
+    threshold = teacher.threshold
+    if args.recalibrate_teacher:
+        dev = load_pairs(split_path(args.data, "dev"))
+        dev_scores = teacher.score_pairs([p.text_a for p in dev], [p.text_b for p in dev],
+                                         progress="teacher dev")
+        threshold = calibrated_threshold(dev_scores, np.array([p.label for p in dev]))
+    rows.append({"row": "teacher", "threshold": threshold,
                  "train_seconds": teacher_info.get("train_seconds"), "steps": teacher_info.get("steps")})
     for name, folders in named(args.baseline):
         if len(folders) != 1:

@@ -19,7 +19,7 @@ from flipkd.training.bundle_build import publish_bundle
 from flipkd.training.data import Pair, load_pairs
 from flipkd.training.distill import ema_decay, stratified_batches, train_student
 from flipkd.training.distill_config import load_config
-from flipkd.training.metrics import best_f1_threshold
+from flipkd.training.metrics import calibrated_threshold
 from flipkd.training.student_scores import student_scores
 from flipkd.training.teacher_rebuild import ensure_teacher
 from flipkd.training.teacher_scores import score_cache_path, teacher_scores
@@ -207,7 +207,7 @@ def test_publish_bf16_halves_the_adapter_and_recalibrates_on_the_stored_weights(
     dev = load_pairs(REPO / "data/medical_question_pairs/dev.jsonl")
     bundle = load_bundle(tmp_path / "bf16")
     scores = student_scores(student_encoder(bundle), dev)
-    assert bundle.threshold == pytest.approx(best_f1_threshold(scores, np.array([p.label for p in dev])))
+    assert bundle.threshold == pytest.approx(calibrated_threshold(scores, np.array([p.label for p in dev])))
 
 
 @pytest.mark.slow

@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from flipkd.training.losses import cosent_loss, distillation_loss, embedding_loss, margin_contrastive_loss
-from flipkd.training.metrics import best_f1_threshold, bootstrap_f1_interval, classification_metrics
+from flipkd.training.metrics import (
+    best_f1_threshold,
+    bootstrap_f1_interval,
+    calibrated_threshold,
+    classification_metrics,
+)
 
 
 def test_cosent_matches_hand_computation():
@@ -34,6 +39,22 @@ def test_best_threshold_separates_and_metrics_follow():
     shifted = classification_metrics(scores, labels, 0.85)
     assert shifted["f1"] == pytest.approx(0.5)
     assert shifted["accuracy"] == pytest.approx(0.6)
+
+
+def test_calibrated_threshold_is_a_deterministic_midpoint_between_neighbouring_scores():
+    scores = np.array([0.1, 0.3, 0.35, 0.8, 0.9])
+    labels = np.array([0, 0, 1, 1, 1])
+    assert calibrated_threshold(scores, labels) == pytest.approx(0.325)  # separable: no resample disagrees
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 300)
+    scores = np.round(labels * 0.2 + rng.normal(0.5, 0.15, 300), 3)  # overlapping classes, tied scores
+    threshold = calibrated_threshold(scores, labels)
+    assert threshold == calibrated_threshold(scores, labels)
+    distinct = np.unique(scores)
+    upper = distinct[np.searchsorted(distinct, threshold)]
+    lower = distinct[np.searchsorted(distinct, threshold) - 1]
+    assert lower < threshold < upper and threshold == pytest.approx((lower + upper) / 2)
+    assert calibrated_threshold(scores, labels, seed=1) == pytest.approx(threshold, abs=0.03)  # a median
 
 
 def test_distillation_loss_is_mean_squared_gap():

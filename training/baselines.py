@@ -5,7 +5,7 @@
 - ``sft``: the LLM fine-tuned the ordinary way: LoRA on ``q_proj``/``v_proj`` of every layer, trained
   generatively on a pair prompt whose answer is " yes" or " no" (cross-entropy over the whole vocabulary
   at the answer position); score = P(yes) / (P(yes) + P(no)) at that position.
-Both calibrate their threshold on dev (best F1) and report dev and test.
+Both calibrate their threshold on dev (bagged best F1) and report dev and test.
 """
 
 from __future__ import annotations

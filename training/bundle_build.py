@@ -29,7 +29,7 @@ from flipkd.models.teacher_config import ADAPTER_TEACHER_FILES
 from flipkd.training.data import file_sha256, load_pairs, split_path
 from flipkd.training.distill import train_student
 from flipkd.training.distill_config import DistillConfig
-from flipkd.training.metrics import best_f1_threshold, classification_metrics
+from flipkd.training.metrics import calibrated_threshold, classification_metrics
 from flipkd.training.plots import plot_loss_curve
 from flipkd.training.student_scores import student_scores
 from flipkd.training.teacher_rebuild import teacher_recipe
@@ -69,7 +69,7 @@ def build_bundle(config: DistillConfig, out: Path, dtype: torch.dtype | None = N
     dev = config.pairs("dev")
     dev_scores = student_scores(result.student, dev)
     dev_labels = np.array([p.label for p in dev])
-    threshold = best_f1_threshold(dev_scores, dev_labels)
+    threshold = calibrated_threshold(dev_scores, dev_labels)
     result.student.save_adapter(out, config.base)
     plot_loss_curve(result.losses, out / "loss_curve.png", f"{config.loss.kind} on {config.data.name}")
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
@@ -130,12 +130,15 @@ def carried_teacher_identity(adapter: Path) -> dict:
     return identity
 
 
-def publish_bundle(source: Path, out: Path, bf16: bool = False, teacher: Path | None = None) -> dict:
+def publish_bundle(source: Path, out: Path, bf16: bool = False, teacher: Path | None = None,
+                   recalibrate: bool = False) -> dict:
     """Copy a verified bundle's files (no checkpoint; its ``teacher/`` when it carries one) to ``out`` and
     rewrite its manifest there, with the teacher identity of an unbundled teacher refreshed from its
     folder when it is still present (adds its recipe). With ``bf16`` the student adapter is stored in
     bfloat16 and the threshold and dev metrics are computed again from the stored weights
-    (``adapter_dtype`` and the full-precision ``dev_before_bf16`` are recorded). With ``teacher`` (an
+    (``adapter_dtype`` and the full-precision ``dev_before_bf16`` are recorded); ``recalibrate`` computes
+    them again without converting (``dev_before_recalibration`` recorded), so a bundle calibrated by an
+    older rule gets :func:`~flipkd.training.metrics.calibrated_threshold`'s. With ``teacher`` (an
     adapter teacher folder) the bundle carries that teacher in ``teacher/`` instead: ``teacher`` in the
     manifest stays the one the student learned from and ``carried_teacher`` names the one shipped, so a
     teacher that is not byte-for-byte the student's is never passed off as it."""
@@ -157,16 +160,19 @@ def publish_bundle(source: Path, out: Path, bf16: bool = False, teacher: Path | 
         manifest["teacher"] = teacher_identity(trained_with)
     if carried is not None:
         manifest["carried_teacher"] = carried
-    if bf16:
-        bf16_adapter(out)
+    if bf16 or recalibrate:
+        if bf16:
+            bf16_adapter(out)
         write_manifest(out, manifest)
         dev_limit = manifest["config"]["train"].get("dev_limit")
         dev = load_pairs(split_path(Path(manifest["data"]["folder"]), "dev"))[:dev_limit]
         scores = student_scores(student_encoder(load_bundle(out)), dev)
         labels = np.array([p.label for p in dev])
-        manifest["threshold"] = best_f1_threshold(scores, labels)
-        manifest["adapter_dtype"] = "bfloat16"
-        manifest["metrics"] = {**manifest["metrics"], "dev_before_bf16": manifest["metrics"]["dev"],
+        manifest["threshold"] = calibrated_threshold(scores, labels)
+        if bf16:
+            manifest["adapter_dtype"] = "bfloat16"
+        before = "dev_before_bf16" if bf16 else "dev_before_recalibration"
+        manifest["metrics"] = {**manifest["metrics"], before: manifest["metrics"]["dev"],
                                "dev": classification_metrics(scores, labels, manifest["threshold"])}
     write_manifest(out, manifest)
     return load_bundle(out).manifest

@@ -123,7 +123,8 @@ def _teacher(args: argparse.Namespace) -> None:
 def _publish(args: argparse.Namespace) -> None:
     from flipkd.training.bundle_build import publish_bundle
 
-    manifest = publish_bundle(args.bundle, args.out, bf16=args.bf16, teacher=args.teacher)
+    manifest = publish_bundle(args.bundle, args.out, bf16=args.bf16, teacher=args.teacher,
+                              recalibrate=args.recalibrate)
     print(json.dumps({"bundle": str(args.out), "files": manifest["files"]}, indent=2))
 
 
@@ -226,6 +227,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     publish.add_argument("--out", type=Path, required=True)
     publish.add_argument("--bf16", action="store_true",
                          help="store the student adapter in bfloat16 and recalibrate the threshold on dev")
+    publish.add_argument("--recalibrate", action="store_true",
+                         help="calibrate the threshold on dev again (bagged best F1) without converting")
     publish.add_argument("--teacher", type=Path,
                          help="adapter teacher to carry in teacher/ (recorded as carried_teacher, not as the "
                               "teacher the student learned from)")
