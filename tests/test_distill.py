@@ -211,6 +211,28 @@ def test_publish_bf16_halves_the_adapter_and_recalibrates_on_the_stored_weights(
 
 
 @pytest.mark.slow
+def test_publish_recalibrate_replaces_an_old_threshold_and_keeps_the_weights(student_bundle, tmp_path):
+    """A bundle whose threshold came from another rule gets today's on dev; its adapter is untouched."""
+    old = tmp_path / "old"
+    shutil.copytree(student_bundle, old)
+    manifest = {k: v for k, v in load_bundle(old).manifest.items() if k != "files"}
+    write_manifest(old, {**manifest, "threshold": 0.99})
+    command = [sys.executable, "-m", "flipkd", "--threads", "2", "publish", "--bundle", str(old), "--out",
+               str(tmp_path / "new"), "--recalibrate"]
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    published = load_bundle(tmp_path / "new")
+    assert published.manifest["metrics"]["dev_before_recalibration"] == manifest["metrics"]["dev"]
+    assert "adapter_dtype" not in published.manifest
+    assert (tmp_path / "new" / "adapter_model.safetensors").read_bytes() == \
+        (student_bundle / "adapter_model.safetensors").read_bytes()
+    dev = load_pairs(REPO / "data/medical_question_pairs/dev.jsonl")
+    scores = student_scores(student_encoder(published), dev)
+    labels = np.array([p.label for p in dev])
+    assert published.threshold == pytest.approx(calibrated_threshold(scores, labels))
+    assert published.threshold != 0.99
+
+
+@pytest.mark.slow
 def test_a_missing_teacher_is_rebuilt_from_the_recorded_recipe(student_bundle, tmp_path):
     folder = tmp_path / "bundle"
     shutil.copytree(student_bundle, folder)
