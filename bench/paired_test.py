@@ -24,11 +24,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sklearn.metrics import f1_score, roc_auc_score  # noqa: E402
 
-from flipkd.models.bundle import load_bundle  # noqa: E402
-from flipkd.models.lora_encoder import student_encoder  # noqa: E402
-from flipkd.models.onnx_teacher import OnnxTeacher  # noqa: E402
 from flipkd.training.data import load_pairs  # noqa: E402
-from flipkd.training.student_scores import student_scores  # noqa: E402
+from flipkd.training.evaluate import bundle_pair_scores  # noqa: E402
+from flipkd.training.metrics import classification_metrics  # noqa: E402
 
 
 def paired_bootstrap(labels: np.ndarray, student: np.ndarray, teacher: np.ndarray, student_cut: float,
@@ -57,27 +55,23 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    bundle = load_bundle(args.bundle)
-    folder = bundle.find_teacher(args.teacher)
-    if folder is None:
-        parser.error(f"{args.bundle}: no teacher found; pass --teacher")
     pairs = load_pairs(args.data)
     labels = np.array([p.label for p in pairs])
-    student = student_scores(student_encoder(bundle), pairs)
-    teacher_model = OnnxTeacher(folder, threads=args.threads)
-    teacher = teacher_model.score_pairs([p.text_a for p in pairs], [p.text_b for p in pairs],
-                                        progress="teacher")
-    cuts = (bundle.threshold, teacher_model.threshold)
+    scores = bundle_pair_scores(args.bundle, pairs, args.teacher)
+    if scores.teacher is None:
+        parser.error(f"{args.bundle}: no teacher found; pass --teacher")
+    student, teacher = scores.student, scores.teacher
+    cuts = (scores.student_threshold, scores.teacher_threshold)
     deltas = paired_bootstrap(labels, student, teacher, *cuts, args.resamples, args.seed)
     right_student = (student >= cuts[0]) == labels
     right_teacher = (teacher >= cuts[1]) == labels
+    metrics = {"student": classification_metrics(student, labels, cuts[0]),
+               "teacher": classification_metrics(teacher, labels, cuts[1])}
     report = {
         "bundle": str(args.bundle), "data": str(args.data), "n": len(pairs), "resamples": args.resamples,
         "thresholds": {"student": cuts[0], "teacher": cuts[1]},
-        "f1": {"student": float(f1_score(labels, student >= cuts[0])),
-               "teacher": float(f1_score(labels, teacher >= cuts[1]))},
-        "auc": {"student": float(roc_auc_score(labels, student)),
-                "teacher": float(roc_auc_score(labels, teacher))},
+        "f1": {model: values["f1"] for model, values in metrics.items()},
+        "auc": {model: values["auc"] for model, values in metrics.items()},
         "pairs_only_student_right": int((right_student & ~right_teacher).sum()),
         "pairs_only_teacher_right": int((~right_student & right_teacher).sum()),
     }

@@ -63,11 +63,12 @@ def model_scores(args: argparse.Namespace, pairs: list[Pair]) -> dict[str, list[
         teacher = OnnxTeacher(onnx_teacher_dir(args.teacher), threads=args.threads)
         scores["teacher"] = teacher.score_pairs([p.text_a for p in pairs], [p.text_b for p in pairs],
                                                 progress="teacher").tolist()
+        cache.write_text(json.dumps(scores) + "\n")
     for value in args.bundle:
         name, _, folder = value.partition("=")
         if name not in scores:
             scores[name] = student_scores(student_encoder(load_bundle(Path(folder))), pairs).tolist()
-        cache.write_text(json.dumps(scores) + "\n")
+            cache.write_text(json.dumps(scores) + "\n")
     return scores
 
 

@@ -160,17 +160,16 @@ def publish_bundle(source: Path, out: Path, bf16: bool = False, teacher: Path | 
         manifest["teacher"] = teacher_identity(trained_with)
     if carried is not None:
         manifest["carried_teacher"] = carried
+    if bf16:
+        bf16_adapter(out)
+        manifest["adapter_dtype"] = "bfloat16"
     if bf16 or recalibrate:
-        if bf16:
-            bf16_adapter(out)
         write_manifest(out, manifest)
         dev_limit = manifest["config"]["train"].get("dev_limit")
         dev = load_pairs(split_path(Path(manifest["data"]["folder"]), "dev"))[:dev_limit]
         scores = student_scores(student_encoder(load_bundle(out)), dev)
         labels = np.array([p.label for p in dev])
         manifest["threshold"] = calibrated_threshold(scores, labels)
-        if bf16:
-            manifest["adapter_dtype"] = "bfloat16"
         before = "dev_before_bf16" if bf16 else "dev_before_recalibration"
         manifest["metrics"] = {**manifest["metrics"], before: manifest["metrics"]["dev"],
                                "dev": classification_metrics(scores, labels, manifest["threshold"])}

@@ -201,15 +201,18 @@ def ema_decay(target: float, step: int) -> float:
 @contextmanager
 def swapped_in(named: list[tuple[str, torch.Tensor]], values: dict[str, torch.Tensor]) -> Iterator[None]:
     """Within the block the parameters hold ``values`` (none given: unchanged); restored afterwards."""
-    saved = {name: parameter.detach().clone() for name, parameter in named} if values else {}
+    if not values:
+        yield
+        return
+    saved = {name: parameter.detach().clone() for name, parameter in named}
     with torch.no_grad():
-        for name, parameter in named if values else ():
+        for name, parameter in named:
             parameter.copy_(values[name])
     try:
         yield
     finally:
         with torch.no_grad():
-            for name, parameter in named if values else ():
+            for name, parameter in named:
                 parameter.copy_(saved[name])
 
 

@@ -16,9 +16,14 @@ def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     score, so that a tiny numerical difference (ONNX vs torch, bf16 vs fp32) does not flip a pair."""
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
-    best = float(thresholds[int(np.argmax(f1[:-1]))])
-    below = scores[scores < best]
-    return (best + float(below.max())) / 2 if below.size else best
+    return halfway_below(float(thresholds[int(np.argmax(f1[:-1]))]), scores)
+
+
+def halfway_below(cut: float, scores: np.ndarray) -> float:
+    """``cut`` moved halfway down to the next lower score (unchanged when no score is lower): the same
+    decisions on ``scores``, with room on both sides for numerical noise."""
+    below = scores[scores < cut]
+    return (cut + float(below.max())) / 2 if below.size else cut
 
 
 def calibrated_threshold(scores: np.ndarray, labels: np.ndarray, resamples: int = 200,
@@ -35,11 +40,8 @@ def calibrated_threshold(scores: np.ndarray, labels: np.ndarray, resamples: int 
             picks.append(best_f1_threshold(scores[index], labels[index]))
     if not picks:
         return best_f1_threshold(scores, labels)
-    median = float(np.median(picks))
-    at_or_above = scores[scores >= median]
-    cut = float(at_or_above.min()) if at_or_above.size else float(scores.max())
-    below = scores[scores < cut]
-    return (cut + float(below.max())) / 2 if below.size else cut
+    at_or_above = scores[scores >= np.median(picks)]
+    return halfway_below(float(at_or_above.min()) if at_or_above.size else float(scores.max()), scores)
 
 
 def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
