@@ -6,8 +6,10 @@ Representation of a text x (FlipKD reads the LoRA down-projection A as an encode
 where pool is the mean over tokens under the attention mask (or the last real token), and a pair's
 similarity is cos(z_a, z_b) = z_a . z_b. With ``echo`` the model reads ``x SEP x`` (SEP: a newline token)
 and the mean runs over the second copy only, whose every token has attended to the whole text (echo
-embeddings, Springer et al. 2024); ``max_length`` bounds each copy. The spec is saved in the bundle
-manifest so training and serving read the same modules the same way.
+embeddings, Springer et al. 2024); ``max_length`` bounds each copy. With ``bidirectional`` the read
+layers (the lowest read layer up) attend to every real token, before and after (padding mask only); the
+layers below stay causal (LLM2Vec, BehnamGhader et al. 2024, without its adaptation stage). The spec is
+saved in the bundle manifest so training and serving read the same modules the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ Pooling = Literal["mean", "last"]
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """LoRA placement (``modules`` x ``layers``), rank, pooling, template, max length and echo."""
+    """LoRA placement (``modules`` x ``layers``), rank, pooling, template, max length, echo and the read
+    layers' attention direction."""
 
     modules: tuple[str, ...] = ("q_proj",)
     layers: tuple[int, ...] = (-4, -3, -2, -1)
@@ -32,6 +35,7 @@ class EncoderSpec:
     template: str = "{text}"
     max_length: int = 64
     echo: bool = False
+    bidirectional: bool = False
 
     def __post_init__(self) -> None:
         if not self.modules or not self.layers:

@@ -6,7 +6,9 @@ stops there (its attention and MLP would change nothing read). Training splits t
 so it can freeze and cache the first one:
     h0 = body(layers[0:low])(tokens)            frozen, no LoRA: cacheable per text
     z  = encoder(layers[low:deep+1])(h0)        LoRA A outputs captured by hooks, pooled, concatenated
-where ``low``/``deep`` are the lowest/deepest layers the spec reads.
+where ``low``/``deep`` are the lowest/deepest layers the spec reads. A bidirectional spec runs
+layers[low:deep+1] with a padding-only mask (every token attends to every real token); layers[0:low] stay
+causal, so the frozen stage is the same either way.
 Formulas: :mod:`flipkd.models.encoder_spec`.
 ``forward`` runs layers[0:deep+1] in one pass without changing the module, and hooks capture into
 thread-local storage, so several threads may run ``forward``/``embed`` at once (the two-stage methods
@@ -28,6 +30,7 @@ from torch import nn
 from transformers import AutoConfig
 
 from flipkd.models.adapter_files import save_plain_adapter
+from flipkd.models.attention_masks import additive_mask
 from flipkd.models.base_models import BaseModels, backend_copy, causal_tokenizer, load_causal_lm
 from flipkd.models.bundle import Bundle
 from flipkd.models.encoder_spec import EncoderSpec
@@ -173,12 +176,34 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
 
     def encode_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Representation (B, dim) in float32 from :meth:`frozen_hidden`'s output."""
-        with self._running(self._encoder_layers, self.layers_read[0]):
+        low = self.layers_read[0]
+        if self.spec.bidirectional:
+            return self.read_pass(lambda: self.explicit_pass(hidden, attention_mask, first=low),
+                                  attention_mask)
+        with self._running(self._encoder_layers, low):
             return self._represent(attention_mask, inputs_embeds=hidden)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Representation (B, dim) in float32: layers[0:deep+1] in one pass (no LoRA below ``low``)."""
+        if self.spec.bidirectional:
+            embeds = self.body.embed_tokens(input_ids)
+            return self.read_pass(lambda: self.explicit_pass(embeds, attention_mask), attention_mask)
         return self._represent(attention_mask, input_ids=input_ids)
+
+    def explicit_pass(self, hidden: torch.Tensor, attention_mask: torch.Tensor, first: int = 0) -> None:
+        """Run layers[first:deep+1] over ``hidden`` (layer ``first``'s input) one by one on explicit
+        additive masks and rotary table (nothing depends on the batch's shape, so it traces to ONNX and is
+        safe in several threads): causal below ``low``; from ``low`` on causal, or padding-only when the
+        spec is bidirectional. Outputs are read by the capture hooks (:meth:`read_pass`)."""
+        positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+        rotary = self.body.rotary_emb(hidden, positions)
+        causal = additive_mask(attention_mask, hidden.dtype)
+        read = additive_mask(attention_mask, hidden.dtype, causal=not self.spec.bidirectional)
+        low = self.layers_read[0]
+        for index in range(first, len(self.body.layers)):
+            output = self.body.layers[index](hidden, attention_mask=read if index >= low else causal,
+                                             position_ids=positions, position_embeddings=rotary)
+            hidden = output[0] if isinstance(output, tuple) else output
 
     def _represent(self, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         """One pass of the body's current layers, read by :meth:`read_pass`."""

@@ -1,12 +1,13 @@
 """Export a bundle's student to ONNX (the early-exit LoRA encoder, pooling and normalisation inside the
 graph) and check its parity with torch; optionally add a dynamically quantized int8 graph.
 
-The graph is :class:`StudentGraph`: the read layers of the base with the adapter, run on an explicit
-additive mask (causal and padding) and rotary table so nothing in it depends on the example batch, up to
-the deepest read LoRA A output, whose captured outputs are pooled and joined exactly as
-:meth:`LoraEncoder.read_pass` does. Inputs ``input_ids`` and ``attention_mask`` (int64, dynamic batch and
-length); output ``embeddings`` (float32, (batch, dim)). The folder (:mod:`flipkd.models.onnx_student`)
-also gets the encoder's truncating ``tokenizer.json`` and ``student.json``.
+The graph is :class:`StudentGraph`: the read layers of the base with the adapter, run by
+:meth:`LoraEncoder.explicit_pass` on explicit additive masks and rotary table so nothing in it depends on
+the example batch, up to the deepest read LoRA A output, whose captured outputs are pooled and joined
+exactly as :meth:`LoraEncoder.read_pass` does. Inputs ``input_ids`` and ``attention_mask`` (int64,
+dynamic batch and length); output ``embeddings`` (float32, (batch, dim)). The folder
+(:mod:`flipkd.models.onnx_student`) also gets the encoder's truncating ``tokenizer.json`` and
+``student.json``.
 int8: onnxruntime's dynamic quantization (:mod:`flipkd.models.int8`), of the base's projections but the MLP
 down-projections (:func:`int8_nodes`).
 This module imports torch; the runtime does not.
@@ -30,15 +31,6 @@ from flipkd.models.teacher_export import PARITY_SAMPLE, ExportCheckFailed
 PARITY_TOLERANCE = 1e-4
 
 
-def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, 1, T, T): 0 where query t may attend key s (s <= t and s is a real token), else the dtype's min."""
-    length = attention_mask.shape[1]
-    causal = torch.ones(length, length, dtype=torch.bool, device=attention_mask.device).tril()
-    allowed = causal[None, None] & attention_mask[:, None, None, :].bool()
-    return torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device).masked_fill(
-        ~allowed, torch.finfo(dtype).min)
-
-
 class StudentGraph(nn.Module):
     """The student's forward as one traceable function of (input_ids, attention_mask) -> embeddings."""
 
@@ -47,19 +39,9 @@ class StudentGraph(nn.Module):
         self.encoder = encoder
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        body = self.encoder.body
-        hidden = body.embed_tokens(input_ids)
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
-        rotary = body.rotary_emb(hidden, positions)
-        mask = additive_mask(attention_mask, hidden.dtype)
-
-        def run() -> None:
-            state = hidden
-            for layer in body.layers:
-                state = layer(state, attention_mask=mask, position_ids=positions, position_embeddings=rotary)
-                state = state[0] if isinstance(state, tuple) else state
-
-        return self.encoder.read_pass(run, attention_mask)
+        encoder = self.encoder
+        hidden = encoder.body.embed_tokens(input_ids)
+        return encoder.read_pass(lambda: encoder.explicit_pass(hidden, attention_mask), attention_mask)
 
 
 def parity_gap(expected: np.ndarray, exported: OnnxStudent, texts: list[str]) -> float:

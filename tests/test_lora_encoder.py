@@ -214,6 +214,36 @@ def test_echo_reads_each_text_twice_and_pools_its_second_copy(smollm_dir):
     assert not torch.allclose(ours, plain.embed(TEXTS), atol=1e-3)
 
 
+@pytest.mark.slow
+def test_bidirectional_read_layers_see_the_tokens_ahead_and_train_as_they_serve(smollm_dir):
+    """From the lowest read layer on every token attends to the whole text: the first token's read input
+    in the next layer changes with the words after it (it cannot in the causal encoder); the two-stage
+    training pass, the one-pass forward and padded batches agree."""
+    spec = EncoderSpec(modules=("q_proj",), layers=(3, 4), rank=4, bidirectional=True, max_length=16)
+    bidirectional = LoraEncoder(str(smollm_dir), spec, dtype=torch.float32)
+    causal = LoraEncoder(str(smollm_dir), replace(spec, bidirectional=False), dtype=torch.float32)
+    texts = ["the cat sat on the mat", "the cat ran off at night"]
+
+    def first_token_inputs(encoder: LoraEncoder) -> torch.Tensor:
+        inputs = []
+        handle = encoder._find(4, "q_proj").lora_A["default"].register_forward_pre_hook(
+            lambda _m, args: inputs.append(args[0][:, 0]))
+        with torch.inference_mode():
+            encoder(**encoder.tokenize(texts))
+        handle.remove()
+        return inputs[0]
+
+    seen_by_causal, seen_by_bidirectional = first_token_inputs(causal), first_token_inputs(bidirectional)
+    torch.testing.assert_close(seen_by_causal[0], seen_by_causal[1])
+    assert not torch.allclose(seen_by_bidirectional[0], seen_by_bidirectional[1], atol=1e-3)
+    batch = bidirectional.tokenize(TEXTS)
+    with torch.inference_mode():
+        staged = bidirectional.encode_hidden(bidirectional.frozen_hidden(**batch), batch["attention_mask"])
+        torch.testing.assert_close(bidirectional(**batch), staged, atol=1e-5, rtol=1e-4)
+    alone = torch.cat([bidirectional.embed([text]) for text in TEXTS])
+    torch.testing.assert_close(bidirectional.embed(TEXTS, batch_size=len(TEXTS)), alone, atol=1e-5, rtol=1e-4)
+
+
 def test_spec_validation():
     with pytest.raises(ValueError, match="template"):
         EncoderSpec(template="no placeholder")
@@ -224,6 +254,7 @@ def test_spec_validation():
     assert EncoderSpec.from_json(spec.to_json()) == spec
     written_before_echo = {key: value for key, value in spec.to_json().items() if key != "echo"}
     assert EncoderSpec.from_json(written_before_echo).echo is False
+    assert EncoderSpec.from_json(written_before_echo).bidirectional is False
 
 
 @pytest.mark.slow

@@ -77,26 +77,29 @@ def test_fp32_graph_embeds_like_torch_and_int8_close_to_it(exported, student_bun
     assert not np.allclose(int8, expected, atol=1e-4)  # it did quantize
 
 
-def test_echoing_student_exports_with_parity(student_bundle, tmp_path, monkeypatch):
-    """A bundle whose spec echoes: the graph pools the second copy as torch does, in any batch."""
+@pytest.mark.parametrize("reading", [{"echo": True}, {"bidirectional": True}], ids=["echo", "bidirectional"])
+def test_student_read_another_way_exports_with_parity(reading, student_bundle, tmp_path, monkeypatch):
+    """A bundle whose spec echoes (the graph pools the second copy) or reads bidirectionally (padding-only
+    masks from the lowest read layer): the graph embeds as torch does, in any batch."""
     import shutil
 
     from flipkd.models.bundle import MANIFEST
 
-    echoing = tmp_path / "bundle"
-    shutil.copytree(student_bundle, echoing)
-    manifest = json.loads((echoing / MANIFEST).read_text())
-    manifest["encoder"]["echo"] = True
-    (echoing / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    changed = tmp_path / "bundle"
+    shutil.copytree(student_bundle, changed)
+    manifest = json.loads((changed / MANIFEST).read_text())
+    manifest["encoder"].update(reading)
+    (changed / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     monkeypatch.setenv("FLIPKD_HOME", str(tmp_path / "home"))
-    bundle = load_bundle(echoing)
+    bundle = load_bundle(changed)
     folder = ensure_student_onnx(bundle)
     reference = student_encoder(bundle, torch.float32, "cpu")
     with torch.inference_mode():
         expected = reference.embed(TEXTS, batch_size=len(TEXTS)).numpy()
         plain = student_encoder(load_bundle(student_bundle), torch.float32, "cpu").embed(TEXTS).numpy()
     runtime = OnnxStudent(folder, THREADS)
-    assert runtime.token_ids(["a"]) == reference.token_ids(["a"]) and len(runtime.token_ids(["a"])[0]) == 3
+    ids_of_a = runtime.token_ids(["a"])
+    assert ids_of_a == reference.token_ids(["a"]) and len(ids_of_a[0]) == (3 if reading.get("echo") else 1)
     for batch_size in (1, len(TEXTS)):
         np.testing.assert_allclose(runtime.embed(TEXTS, batch_size=batch_size), expected, atol=1e-4)
     assert not np.allclose(expected, plain, atol=1e-3)

@@ -1,0 +1,151 @@
+"""Adapt a causal base to bidirectional attention with masked next-token prediction (MNTP, LLM2Vec).
+
+LLM2Vec (BehnamGhader et al. 2024) makes a decoder attend both ways and trains LoRA so that, for each
+masked token x_i (replaced by a blank), the output at position i - 1 predicts it:
+    L = -mean_{i masked} log p(x_i | h_{i-1}),  p = softmax(lm_head(norm(h))).
+Here only the layers the student reads are changed, as its encoder sees them: layers below ``--low``
+stay causal and frozen (the student caches them), layers low..high attend both ways and carry LoRA on
+every projection, and the layers above stay causal and frozen (they only carry the gradient down). The
+LoRA is merged and the whole base saved as a model folder, which a distillation config names as its
+``base``. Texts: ``FILE:FIELD`` specs (training splits and other in-domain text), minus every dev and test
+text. Writes ``OUT/`` (the adapted base) and ``OUT/mntp.json`` (settings, loss curve, time).
+
+Usage: python bench/mntp_adapt.py --base qwen2.5-coder-0.5b-instruct --out runs/qwen-mntp \
+           --texts data/medical_question_pairs/train.jsonl:text_a ... \
+           --forbid data/medical_question_pairs/dev.jsonl data/medical_question_pairs/test.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, get_peft_model
+from tqdm import tqdm
+
+from flipkd.models.attention_masks import additive_mask
+from flipkd.models.base_models import causal_tokenizer, load_causal_lm
+from flipkd.models.provision import resolve_model
+from flipkd.training.lr_schedule import warmup_linear_decay
+from flipkd.training.transfer_set import extra_texts, load_forbidden
+
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def masked_batch(ids: list[list[int]], pad_id: int, blank_id: int, ratio: float, generator: random.Random
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask, targets) right-padded; ``ratio`` of each row's tokens after the first
+    (at least one) replaced by ``blank_id``; targets hold the original token there, -100 elsewhere."""
+    length = max(len(row) for row in ids)
+    inputs = torch.full((len(ids), length), pad_id)
+    mask = torch.zeros(len(ids), length, dtype=torch.long)
+    targets = torch.full((len(ids), length), -100)
+    for row, tokens in enumerate(ids):
+        inputs[row, :len(tokens)] = torch.tensor(tokens)
+        mask[row, :len(tokens)] = 1
+        candidates = list(range(1, len(tokens)))
+        for position in generator.sample(candidates, max(1, round(ratio * len(candidates)))):
+            targets[row, position] = tokens[position]
+            inputs[row, position] = blank_id
+    return inputs, mask, targets
+
+
+def mntp_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, targets: torch.Tensor,
+              low: int, high: int) -> torch.Tensor:
+    """L above: layers [0, low) causal without gradient, [low, high] both ways, above causal."""
+    body = model.base_model.model.model
+    positions = torch.arange(input_ids.shape[1]).unsqueeze(0)
+    with torch.no_grad():
+        hidden = body.embed_tokens(input_ids)
+        rotary = body.rotary_emb(hidden, positions)
+    causal = additive_mask(attention_mask, hidden.dtype)
+    both_ways = additive_mask(attention_mask, hidden.dtype, causal=False)
+    for index, layer in enumerate(body.layers):
+        with torch.set_grad_enabled(index >= low):
+            hidden = layer(hidden, attention_mask=both_ways if low <= index <= high else causal,
+                           position_ids=positions, position_embeddings=rotary)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+    rows, columns = (targets[:, 1:] != -100).nonzero(as_tuple=True)
+    predicting = body.norm(hidden[rows, columns])  # position i - 1 predicts token i
+    logits = model.base_model.model.lm_head(predicting).float()
+    return torch.nn.functional.cross_entropy(logits, targets[rows, columns + 1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--texts", nargs="+", required=True, help="FILE:FIELD, in-domain text")
+    parser.add_argument("--forbid", nargs="*", type=Path, default=[], help="pair files kept out (dev, test)")
+    parser.add_argument("--low", type=int, default=8, help="lowest adapted layer (both ways from here)")
+    parser.add_argument("--high", type=int, default=11, help="highest adapted layer")
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--ratio", type=float, default=0.2, help="share of tokens masked")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+    forbidden = load_forbidden(args.forbid)
+    texts = [text for text in extra_texts(args.texts, max_words=args.max_length, limit=None)
+             if text not in forbidden]
+    folder = resolve_model(args.base)
+    tokenizer = causal_tokenizer(folder)
+    ids = [row for row in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]
+           if len(row) > 1]
+    blank = tokenizer.convert_tokens_to_ids("_")
+    model = load_causal_lm(folder, torch.bfloat16)
+    config = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, target_modules=PROJECTIONS,
+                        layers_to_transform=list(range(args.low, args.high + 1)), bias="none")
+    model = get_peft_model(model, config)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for parameter in trainable:
+        parameter.data = parameter.data.float()
+    optimiser = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
+    steps = math.ceil(args.epochs * len(ids) / args.batch_size)
+    warmup = max(1, round(0.05 * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: warmup_linear_decay(step, steps, warmup))
+    generator = random.Random(args.seed)
+    order: list[int] = []
+    curve = []
+    model.train()
+    for step in tqdm(range(steps), desc="MNTP"):
+        if len(order) < args.batch_size:
+            order += generator.sample(range(len(ids)), len(ids))
+        rows, order = order[:args.batch_size], order[args.batch_size:]
+        rows.sort(key=lambda row: len(ids[row]))
+        batch = masked_batch([ids[row] for row in rows], tokenizer.pad_token_id, blank, args.ratio, generator)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = mntp_loss(model, *batch, args.low, args.high)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        optimiser.zero_grad(set_to_none=True)
+        curve.append(round(loss.item(), 4))
+        if (step + 1) % 20 == 0:
+            tqdm.write(f"step {step + 1}: MNTP loss (last 20) {sum(curve[-20:]) / 20:.3f}")
+    merged = model.merge_and_unload()
+    merged.to(torch.bfloat16).save_pretrained(args.out)
+    tokenizer.save_pretrained(args.out)
+    report = {"base": args.base, "texts": args.texts, "forbid": [str(path) for path in args.forbid],
+              "n_texts": len(ids), "tokens": sum(len(row) for row in ids), "low": args.low, "high": args.high,
+              "rank": args.rank, "ratio": args.ratio, "epochs": args.epochs, "steps": steps,
+              "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length, "seed": args.seed,
+              "threads": args.threads, "seconds": round(time.perf_counter() - started, 1), "loss": curve}
+    (args.out / "mntp.json").write_text(json.dumps(report) + "\n")
+    print(json.dumps({key: value for key, value in report.items() if key != "loss"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
