@@ -8,7 +8,9 @@ stay causal and frozen (the student caches them), layers low..high attend both w
 every projection, and the layers above stay causal and frozen (they only carry the gradient down). The
 LoRA is merged and the whole base saved as a model folder, which a distillation config names as its
 ``base``. Texts: ``FILE:FIELD`` specs (training splits and other in-domain text), minus every dev and test
-text. Writes ``OUT/`` (the adapted base) and ``OUT/mntp.json`` (settings, loss curve, time).
+text. With ``--held-out`` texts (dev), L is measured there
+for the base read causally, the base read both ways, and the adapted base read both ways (the same
+blanks each time). Writes ``OUT/`` (the adapted base) and ``OUT/mntp.json`` (settings, losses, time).
 
 Usage: python bench/mntp_adapt.py --base qwen2.5-coder-0.5b-instruct --out runs/qwen-mntp \
            --texts data/medical_question_pairs/train.jsonl:text_a ... \
@@ -76,12 +78,30 @@ def mntp_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, targ
     return torch.nn.functional.cross_entropy(logits, targets[rows, columns + 1])
 
 
+@torch.no_grad()
+def held_out_loss(model, ids: list[list[int]], pad_id: int, blank_id: int, ratio: float, low: int, high: int,
+                  batch_size: int = 32, seed: int = 0) -> float:
+    """L over held-out texts, blanks drawn with ``seed`` (the same blanks for every model compared); with
+    ``high < low`` every layer is causal (plain next-token prediction through the blanks)."""
+    generator = random.Random(seed)
+    total, count = 0.0, 0
+    for start in range(0, len(ids), batch_size):
+        batch = masked_batch(ids[start:start + batch_size], pad_id, blank_id, ratio, generator)
+        blanks = int((batch[2] != -100).sum())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            total += mntp_loss(model, *batch, low, high).item() * blanks
+        count += blanks
+    return total / count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--texts", nargs="+", required=True, help="FILE:FIELD, in-domain text")
     parser.add_argument("--forbid", nargs="*", type=Path, default=[], help="pair files kept out (dev, test)")
+    parser.add_argument("--held-out", nargs="*", default=[],
+                        help="FILE:FIELD, texts the loss is measured on before and after (dev)")
     parser.add_argument("--low", type=int, default=8, help="lowest adapted layer (both ways from here)")
     parser.add_argument("--high", type=int, default=11, help="highest adapted layer")
     parser.add_argument("--rank", type=int, default=16)
@@ -96,18 +116,32 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     started = time.perf_counter()
-    forbidden = load_forbidden(args.forbid)
-    texts = [text for text in extra_texts(args.texts, max_words=args.max_length, limit=None)
-             if text not in forbidden]
     folder = resolve_model(args.base)
     tokenizer = causal_tokenizer(folder)
-    ids = [row for row in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]
-           if len(row) > 1]
+
+    def token_rows(specs: list[str], forbidden: set[str]) -> list[list[int]]:
+        """Token ids of the distinct texts of ``specs`` not in ``forbidden``, two tokens or more."""
+        texts = [text for text in extra_texts(specs, max_words=args.max_length, limit=None)
+                 if text not in forbidden]
+        rows = tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"] if texts else []
+        return [row for row in rows if len(row) > 1]
+
+    ids, held_out = token_rows(args.texts, load_forbidden(args.forbid)), token_rows(args.held_out, set())
     blank = tokenizer.convert_tokens_to_ids("_")
     model = load_causal_lm(folder, torch.bfloat16)
     config = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, target_modules=PROJECTIONS,
                         layers_to_transform=list(range(args.low, args.high + 1)), bias="none")
     model = get_peft_model(model, config)
+
+    def measured(high: int) -> float | None:
+        """Held-out L with layers low..``high`` read both ways (none when high < low)."""
+        if not held_out:
+            return None
+        model.eval()
+        loss = held_out_loss(model, held_out, tokenizer.pad_token_id, blank, args.ratio, args.low, high)
+        return round(loss, 4)
+
+    losses = {"base_causal": measured(args.low - 1), "base_both_ways": measured(args.high)}
     trainable = [p for p in model.parameters() if p.requires_grad]
     for parameter in trainable:
         parameter.data = parameter.data.float()
@@ -135,6 +169,7 @@ def main() -> None:
         curve.append(round(loss.item(), 4))
         if (step + 1) % 20 == 0:
             tqdm.write(f"step {step + 1}: MNTP loss (last 20) {sum(curve[-20:]) / 20:.3f}")
+    losses["adapted_both_ways"] = measured(args.high)
     merged = model.merge_and_unload()
     merged.to(torch.bfloat16).save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
@@ -142,7 +177,8 @@ def main() -> None:
               "n_texts": len(ids), "tokens": sum(len(row) for row in ids), "low": args.low, "high": args.high,
               "rank": args.rank, "ratio": args.ratio, "epochs": args.epochs, "steps": steps,
               "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length, "seed": args.seed,
-              "threads": args.threads, "seconds": round(time.perf_counter() - started, 1), "loss": curve}
+              "threads": args.threads, "held_out_texts": len(held_out), "held_out_loss": losses,
+              "seconds": round(time.perf_counter() - started, 1), "loss": curve}
     (args.out / "mntp.json").write_text(json.dumps(report) + "\n")
     print(json.dumps({key: value for key, value in report.items() if key != "loss"}, indent=2))
 

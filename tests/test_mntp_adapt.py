@@ -60,12 +60,16 @@ def test_adapted_base_changes_only_the_adapted_layers_and_loads_as_a_base(smollm
                                   "label": 1}) + "\n")
     out = tmp_path / "adapted"
     monkeypatch.setattr(sys, "argv", ["mntp_adapt.py", "--base", str(smollm_dir), "--out", str(out),
-                                      "--texts", f"{texts}:text", "--forbid", str(forbid), "--low", "2",
+                                      "--texts", f"{texts}:text", "--forbid", str(forbid),
+                                      "--held-out", f"{forbid}:text_a", "--low", "2",
                                       "--high", "3", "--rank", "4", "--epochs", "2", "--batch-size", "4",
                                       "--lr", "0.01", "--threads", "1"])
     main()
     report = json.loads((out / "mntp.json").read_text())
     assert report["n_texts"] == 7 and report["steps"] == 4 and len(report["loss"]) == 4
+    losses = report["held_out_loss"]
+    assert report["held_out_texts"] == 1 and losses["base_causal"] > 0
+    assert losses["adapted_both_ways"] < losses["base_both_ways"]  # it learned to read the text both ways
     before, after = load_file(smollm_dir / "model.safetensors"), load_file(out / "model.safetensors")
     changed = {name.split(".")[2] for name in before if not torch.equal(before[name], after[name])}
     assert changed == {"2", "3"}
