@@ -10,7 +10,8 @@ LoRA is merged and the whole base saved as a model folder, which a distillation 
 ``base``. Texts: ``FILE:FIELD`` specs (training splits and other in-domain text), minus every dev and test
 text. With ``--held-out`` texts (dev), L is measured there
 for the base read causally, the base read both ways, and the adapted base read both ways (the same
-blanks each time). Writes ``OUT/`` (the adapted base) and ``OUT/mntp.json`` (settings, losses, time).
+blanks each time). Writes ``OUT/`` (the adapted base), ``OUT/mntp.json`` (settings, losses, time) and
+``OUT/mntp_loss.png``.
 
 Usage: python bench/mntp_adapt.py --base qwen2.5-coder-0.5b-instruct --out runs/qwen-mntp \
            --texts data/medical_question_pairs/train.jsonl:text_a ... \
@@ -92,6 +93,27 @@ def held_out_loss(model, ids: list[list[int]], pad_id: int, blank_id: int, ratio
             total += mntp_loss(model, *batch, low, high).item() * blanks
         count += blanks
     return total / count
+
+
+def plot_curve(curve: list[float], held_out: dict[str, float | None], path: Path) -> None:
+    """Training loss per step (and its 20-step mean) with the held-out losses as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    axis.plot(curve, color="0.8", linewidth=0.8, label="training batch")
+    smooth = [sum(curve[max(0, i - 19):i + 1]) / len(curve[max(0, i - 19):i + 1]) for i in range(len(curve))]
+    axis.plot(smooth, color="C0", label="training, mean of 20 steps")
+    for index, (name, value) in enumerate(held_out.items()):
+        if value is not None:
+            label = f"held-out texts, {name.replace('_', ' ')}"
+            axis.axhline(value, color=f"C{index + 1}", linestyle="--", label=label)
+    axis.set(xlabel="step", ylabel="masked next-token loss", title="MNTP adaptation of the read layers")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
 
 
 def main() -> None:
@@ -180,6 +202,7 @@ def main() -> None:
               "threads": args.threads, "held_out_texts": len(held_out), "held_out_loss": losses,
               "seconds": round(time.perf_counter() - started, 1), "loss": curve}
     (args.out / "mntp.json").write_text(json.dumps(report) + "\n")
+    plot_curve(curve, losses, args.out / "mntp_loss.png")
     print(json.dumps({key: value for key, value in report.items() if key != "loss"}, indent=2))
 
 

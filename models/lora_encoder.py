@@ -198,7 +198,8 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
         positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
         rotary = self.body.rotary_emb(hidden, positions)
         causal = additive_mask(attention_mask, hidden.dtype)
-        read = additive_mask(attention_mask, hidden.dtype, causal=not self.spec.bidirectional)
+        both_ways = self.spec.bidirectional
+        read = additive_mask(attention_mask, hidden.dtype, causal=False) if both_ways else causal
         low = self.layers_read[0]
         for index in range(first, len(self.body.layers)):
             output = self.body.layers[index](hidden, attention_mask=read if index >= low else causal,

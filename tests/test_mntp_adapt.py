@@ -66,6 +66,7 @@ def test_adapted_base_changes_only_the_adapted_layers_and_loads_as_a_base(smollm
                                       "--lr", "0.01", "--threads", "1"])
     main()
     report = json.loads((out / "mntp.json").read_text())
+    assert (out / "mntp_loss.png").stat().st_size > 0
     assert report["n_texts"] == 7 and report["steps"] == 4 and len(report["loss"]) == 4
     losses = report["held_out_loss"]
     assert report["held_out_texts"] == 1 and losses["base_causal"] > 0
