@@ -8,14 +8,14 @@ stay causal and frozen (the student caches them), layers low..high attend both w
 every projection, and the layers above stay causal and frozen (they only carry the gradient down). The
 LoRA is merged and the whole base saved as a model folder, which a distillation config names as its
 ``base``. Texts: ``FILE:FIELD`` specs (training splits and other in-domain text), minus every dev and test
-text. With ``--held-out`` texts (dev), L is measured there
-for the base read causally, the base read both ways, and the adapted base read both ways (the same
-blanks each time). Writes ``OUT/`` (the adapted base), ``OUT/mntp.json`` (settings, losses, time) and
-``OUT/mntp_loss.png``.
+text. With ``--held-out`` texts (dev), L is measured there for the base read causally, the base read both
+ways, and the adapted base read both ways (the same blanks each time). Writes ``OUT/`` (the adapted
+base), ``OUT/mntp.json`` (settings, losses, time) and ``OUT/mntp_loss.png``.
 
 Usage: python bench/mntp_adapt.py --base qwen2.5-coder-0.5b-instruct --out runs/qwen-mntp \
            --texts data/medical_question_pairs/train.jsonl:text_a ... \
-           --forbid data/medical_question_pairs/dev.jsonl data/medical_question_pairs/test.jsonl
+           --forbid data/medical_question_pairs/dev.jsonl data/medical_question_pairs/test.jsonl \
+           --held-out data/medical_question_pairs/dev.jsonl:text_a
 """
 
 from __future__ import annotations
