@@ -9,8 +9,8 @@ every projection, and the layers above stay causal and frozen (they only carry t
 LoRA is merged and the whole base saved as a model folder, which a distillation config names as its
 ``base``. Texts: ``FILE:FIELD`` specs (training splits and other in-domain text), minus every dev and test
 text. With ``--held-out`` texts (dev), L is measured there for the base read causally, the base read both
-ways, and the adapted base read both ways (the same blanks each time). Writes ``OUT/`` (the adapted
-base), ``OUT/mntp.json`` (settings, losses, time) and ``OUT/mntp_loss.png``.
+ways, and the adapted base read both ways and causally (the same blanks each time). Writes ``OUT/``
+(the adapted base), ``OUT/mntp.json`` (settings, losses, time) and ``OUT/mntp_loss.png``.
 
 Usage: python bench/mntp_adapt.py --base qwen2.5-coder-0.5b-instruct --out runs/qwen-mntp \
            --texts data/medical_question_pairs/train.jsonl:text_a ... \
@@ -191,7 +191,7 @@ def main() -> None:
         curve.append(round(loss.item(), 4))
         if (step + 1) % 20 == 0:
             tqdm.write(f"step {step + 1}: MNTP loss (last 20) {sum(curve[-20:]) / 20:.3f}")
-    losses["adapted_both_ways"] = measured(args.high)
+    losses |= {"adapted_both_ways": measured(args.high), "adapted_causal": measured(args.low - 1)}
     merged = model.merge_and_unload()
     merged.to(torch.bfloat16).save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
