@@ -186,9 +186,14 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Representation (B, dim) in float32: layers[0:deep+1] in one pass (no LoRA below ``low``)."""
         if self.spec.bidirectional:
-            embeds = self.body.embed_tokens(input_ids)
-            return self.read_pass(lambda: self.explicit_pass(embeds, attention_mask), attention_mask)
+            return self.explicit_forward(input_ids, attention_mask)
         return self._represent(attention_mask, input_ids=input_ids)
+
+    def explicit_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward`'s representation from :meth:`explicit_pass` over layers[0:deep+1] (what the
+        ONNX graph traces)."""
+        embeds = self.body.embed_tokens(input_ids)
+        return self.read_pass(lambda: self.explicit_pass(embeds, attention_mask), attention_mask)
 
     def explicit_pass(self, hidden: torch.Tensor, attention_mask: torch.Tensor, first: int = 0) -> None:
         """Run layers[first:deep+1] over ``hidden`` (layer ``first``'s input) one by one on explicit

@@ -39,9 +39,7 @@ class StudentGraph(nn.Module):
         self.encoder = encoder
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        encoder = self.encoder
-        hidden = encoder.body.embed_tokens(input_ids)
-        return encoder.read_pass(lambda: encoder.explicit_pass(hidden, attention_mask), attention_mask)
+        return self.encoder.explicit_forward(input_ids, attention_mask)
 
 
 def parity_gap(expected: np.ndarray, exported: OnnxStudent, texts: list[str]) -> float:
