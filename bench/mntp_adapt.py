@@ -31,7 +31,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
 
-from flipkd.models.attention_masks import additive_mask
+from flipkd.models.attention_masks import run_layers
 from flipkd.models.base_models import causal_tokenizer, load_causal_lm
 from flipkd.models.provision import resolve_model
 from flipkd.training.lr_schedule import warmup_linear_decay
@@ -62,17 +62,10 @@ def mntp_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, targ
               low: int, high: int) -> torch.Tensor:
     """L above: layers [0, low) causal without gradient, [low, high] both ways, above causal."""
     body = model.base_model.model.model
-    positions = torch.arange(input_ids.shape[1]).unsqueeze(0)
     with torch.no_grad():
-        hidden = body.embed_tokens(input_ids)
-        rotary = body.rotary_emb(hidden, positions)
-    causal = additive_mask(attention_mask, hidden.dtype)
-    both_ways = additive_mask(attention_mask, hidden.dtype, causal=False)
-    for index, layer in enumerate(body.layers):
-        with torch.set_grad_enabled(index >= low):
-            hidden = layer(hidden, attention_mask=both_ways if low <= index <= high else causal,
-                           position_ids=positions, position_embeddings=rotary)
-            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        embeds = body.embed_tokens(input_ids)
+    hidden = run_layers(body, embeds, attention_mask, range(len(body.layers)), both_ways=range(low, high + 1),
+                        grad_from=low)
     rows, columns = (targets[:, 1:] != -100).nonzero(as_tuple=True)
     predicting = body.norm(hidden[rows, columns])  # position i - 1 predicts token i
     logits = model.base_model.model.lm_head(predicting).float()

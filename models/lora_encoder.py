@@ -30,7 +30,7 @@ from torch import nn
 from transformers import AutoConfig
 
 from flipkd.models.adapter_files import save_plain_adapter
-from flipkd.models.attention_masks import additive_mask
+from flipkd.models.attention_masks import run_layers
 from flipkd.models.base_models import BaseModels, backend_copy, causal_tokenizer, load_causal_lm
 from flipkd.models.bundle import Bundle
 from flipkd.models.encoder_spec import EncoderSpec
@@ -196,20 +196,12 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
         return self.read_pass(lambda: self.explicit_pass(embeds, attention_mask), attention_mask)
 
     def explicit_pass(self, hidden: torch.Tensor, attention_mask: torch.Tensor, first: int = 0) -> None:
-        """Run layers[first:deep+1] over ``hidden`` (layer ``first``'s input) one by one on explicit
-        additive masks and rotary table (nothing depends on the batch's shape, so it traces to ONNX and is
-        safe in several threads): causal below ``low``; from ``low`` on causal, or padding-only when the
-        spec is bidirectional. Outputs are read by the capture hooks (:meth:`read_pass`)."""
-        positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
-        rotary = self.body.rotary_emb(hidden, positions)
-        causal = additive_mask(attention_mask, hidden.dtype)
-        both_ways = self.spec.bidirectional
-        read = additive_mask(attention_mask, hidden.dtype, causal=False) if both_ways else causal
-        low = self.layers_read[0]
-        for index in range(first, len(self.body.layers)):
-            output = self.body.layers[index](hidden, attention_mask=read if index >= low else causal,
-                                             position_ids=positions, position_embeddings=rotary)
-            hidden = output[0] if isinstance(output, tuple) else output
+        """Run layers[first:] over ``hidden`` (layer ``first``'s input) with :func:`run_layers` (safe in
+        several threads, traceable to ONNX): causal below ``low``; from ``low`` on causal, or both ways when
+        the spec is bidirectional. Outputs are read by the capture hooks (:meth:`read_pass`)."""
+        count = len(self.body.layers)
+        both_ways = range(self.layers_read[0], count) if self.spec.bidirectional else range(0)
+        run_layers(self.body, hidden, attention_mask, range(first, count), both_ways)
 
     def _represent(self, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         """One pass of the body's current layers, read by :meth:`read_pass`."""
