@@ -11,7 +11,8 @@ fields), ``loss``, ``filter``, ``train`` and ``transfer``
 many steps and keeps the adapter with the best dev ROC-AUC (early stopping); ``train.ema`` > 0 evaluates
 and keeps an exponential moving average of the trainable weights instead of the weights themselves
 (:func:`flipkd.training.distill.ema_decay`); ``train.fit_pairs``
-training pairs are scored at the end to report the train-split fit beside dev. Unknown keys are errors
+training pairs are scored at the end to report the train-split fit beside dev; ``train.implied_pairs``
+adds the pairs the training labels imply (:mod:`flipkd.training.implied_pairs`). Unknown keys are errors
 naming the file, so a typo never silently falls back to a default.
 """
 
@@ -27,6 +28,7 @@ from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.models.teacher_cache import onnx_teacher_dir
 from flipkd.models.teacher_config import is_adapter_teacher
 from flipkd.training.data import Pair, load_pairs, split_path
+from flipkd.training.implied_pairs import implied_pairs
 from flipkd.training.transfer_set import TransferConfig
 
 LossKind = Literal["flipkd", "contrastive"]
@@ -66,6 +68,7 @@ class TrainConfig:
     eval_every: int = 0
     fit_pairs: int = 1000
     ema: float = 0.0
+    implied_pairs: bool = False
 
     def selection(self, split: str) -> slice:
         """Pairs used of a split: train [train_offset, train_offset + train_limit), dev the first
@@ -90,8 +93,11 @@ class DistillConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
 
     def pairs(self, split: str) -> list[Pair]:
-        """The pairs of ``split`` this run uses (see :meth:`TrainConfig.selection`)."""
-        return load_pairs(split_path(self.data, split))[self.train.selection(split)]
+        """The pairs of ``split`` this run uses (see :meth:`TrainConfig.selection`); for train with
+        ``train.implied_pairs``, followed by the pairs their labels imply
+        (:mod:`flipkd.training.implied_pairs`)."""
+        pairs = load_pairs(split_path(self.data, split))[self.train.selection(split)]
+        return pairs + implied_pairs(pairs) if split == "train" and self.train.implied_pairs else pairs
 
     def to_json(self) -> dict:
         teacher = str(self.teacher) if self.teacher else None
