@@ -35,7 +35,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
         bf16=compute_dtype(args.precision, "cpu") == torch.bfloat16,
         freeze_embeddings=not args.train_embeddings, folds=args.folds, fold=args.fold, mode=args.mode,
         lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
-        lora_targets=tuple(args.lora_targets.split(",")))
+        lora_targets=tuple(args.lora_targets.split(",")), implied_pairs=args.implied_pairs)
     metrics = train_teacher(config, zero_shot=not args.no_zero_shot)
     summary = {key: metrics[key] for key in ("fine_tuned", "zero_shot", "train_seconds")}
     print(json.dumps(summary, indent=2))
@@ -147,6 +147,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     teacher.add_argument("--folds", type=int, default=1,
                          help="cross-fitting: split the training pairs into this many folds (by first text)")
     teacher.add_argument("--fold", type=int, default=0, help="cross-fitting: the fold left out of training")
+    teacher.add_argument("--implied-pairs", action="store_true",
+                         help="also train on the pairs the training labels imply (training/implied_pairs.py)")
     teacher.add_argument("--mode", choices=["full", "adapter"], default="full",
                          help="full fine-tuning (a transformers folder) or LoRA on the pinned base (a PEFT "
                               "adapter a bundle can carry)")

@@ -30,6 +30,7 @@ from flipkd.models.precision import compute_dtype
 from flipkd.models.provision import base_identity, query_prefix, resolve_model
 from flipkd.training.data import Pair, file_sha256, load_pairs, split_path
 from flipkd.training.folds import outside_fold
+from flipkd.training.implied_pairs import implied_pairs
 from flipkd.training.losses import cosent_loss
 from flipkd.training.lr_schedule import warmup_linear_decay
 from flipkd.training.metrics import dev_test_report
@@ -55,6 +56,7 @@ class TeacherTrainConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_targets: tuple[str, ...] = ("query", "key", "value", "dense")
+    implied_pairs: bool = False
 
     def recipe(self) -> dict:
         """Everything but the output folder: enough to train the same teacher again."""
@@ -83,6 +85,7 @@ def train_teacher(config: TeacherTrainConfig, zero_shot: bool = True) -> dict:
     torch.manual_seed(config.seed)
     train_file = split_path(config.data, "train")
     train = outside_fold(load_pairs(train_file, config.train_limit), config.folds, config.fold)
+    train = train + implied_pairs(train) if config.implied_pairs else train
     dev = load_pairs(split_path(config.data, "dev"))
     test = load_pairs(split_path(config.data, "test"))
     model_path = resolve_model(config.base)
