@@ -168,7 +168,7 @@ def test_transfer_set_with_embedding_term_trains_resumes_and_ships_no_head(smoke
                                                                            tmp_path):
     """The transfer set and the embedding term (onto an ensemble target) change the run's losses; the
     training-only head is part of the checkpoint (a resumed run ends where the uninterrupted one does)
-    and never reaches the adapter."""
+    and never reaches the adapter. The listwise term trains too, without the head."""
     small = ["train.train_limit=64", "train.batch_size=16", "train.checkpoint_every=2",
              "transfer.enabled=true", "transfer.neighbours=1", "transfer.variants=1",
              "transfer.random_per_text=0.5", "transfer.batch_size=8"]
@@ -185,6 +185,9 @@ def test_transfer_set_with_embedding_term_trains_resumes_and_ships_no_head(smoke
     resumed = train_student(config, tmp_path / "embed", torch.float32)
     np.testing.assert_allclose(resumed.losses, first.losses, rtol=1e-4)
     assert not [name for name, _ in resumed.student.named_parameters() if "embedding_head" in name]
+    listwise = train_student(load_config(smoke_config, [*small, "transfer.listwise_weight=1.0"]),
+                             tmp_path / "listwise", torch.float32)
+    assert np.isfinite(listwise.losses).all() and listwise.losses[0] > plain.losses[0]  # KL > 0 added
 
 
 @pytest.mark.slow

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from flipkd.training.losses import cosent_loss, distillation_loss, embedding_loss, margin_contrastive_loss
+from flipkd.training.losses import (
+    cosent_loss,
+    distillation_loss,
+    embedding_loss,
+    listwise_loss,
+    margin_contrastive_loss,
+)
 from flipkd.training.metrics import (
     best_f1_threshold,
     bootstrap_f1_interval,
@@ -70,6 +76,39 @@ def test_embedding_loss_is_twice_one_minus_cosine_and_ignores_the_projection_len
     expected = (0.0 + 2 * (1 - math.cos(math.pi / 4))) / 2
     assert embedding_loss(projected, targets).item() == pytest.approx(expected)
     assert embedding_loss(-targets, targets).item() == pytest.approx(4.0)
+
+
+def unit(rows: list[list[float]]) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.tensor(rows, dtype=torch.float64), dim=-1)
+
+
+def test_listwise_loss_is_zero_for_the_teachers_order_and_counts_only_other_texts():
+    teacher = unit([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    texts = torch.tensor([0, 1, 2])
+    assert listwise_loss(teacher, teacher, texts, 0.05).item() == pytest.approx(0.0, abs=1e-9)
+    swapped = unit([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1]])  # text 0's nearest is now text 2, not text 1
+    assert listwise_loss(swapped, teacher, texts, 0.05).item() > 1.0
+    # text 0 twice: were its repeat a neighbour (cosine 1), both rankings would sit on it and hide the swap
+    repeat = torch.tensor([0, 1, 2, 0])
+    with_repeat = listwise_loss(swapped[[0, 1, 2, 0]], teacher[[0, 1, 2, 0]], repeat, 0.05)
+    assert with_repeat.item() > 1.0
+
+
+def test_listwise_loss_by_hand_for_two_neighbours():
+    teacher = unit([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    student = unit([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    temperature = 0.5
+    texts = torch.tensor([0, 1, 2])
+    # row 0: teacher logits over texts 1, 2 = (2, 0), student (0, 0); KL(p || uniform)
+    p = np.exp([2.0, 0.0]) / np.exp([2.0, 0.0]).sum()
+    row_0 = float(np.sum(p * np.log(p / 0.5)))
+    rows = [row_0]
+    # row 1: teacher (2, 0) over texts 0, 2; student (0, 2): KL(p || reversed p)
+    rows.append(float(np.sum(p * np.log(p / p[::-1]))))
+    # row 2: teacher (0, 0) over texts 0, 1; student (0, 2)
+    q = np.exp([0.0, 2.0]) / np.exp([0.0, 2.0]).sum()
+    rows.append(float(np.sum(0.5 * np.log(0.5 / q))))
+    assert listwise_loss(student, teacher, texts, temperature).item() == pytest.approx(np.mean(rows))
 
 
 def test_margin_contrastive_loss_by_hand():

@@ -6,7 +6,9 @@ teacher's t and labels y feed the configured loss (:mod:`flipkd.training.losses`
 unlabelled pairs and the loss gains ``transfer.weight * mean (s_u - t_u)^2`` over them, and with
 ``transfer.embedding_weight`` > 0 ``embedding_weight * L_embed(W z, e)`` over every text of the
 micro-batch (W a training-only linear head onto the teacher's embedding e of the same text, or onto the
-``transfer.embedding_teachers`` ensemble's, discarded with the run: the bundle's encoder is unchanged).
+``transfer.embedding_teachers`` ensemble's, discarded with the run: the bundle's encoder is unchanged),
+and with ``transfer.listwise_weight`` > 0 ``listwise_weight * L_list`` over the same texts (each text's
+softmax ranking of the micro-batch's other texts, student against teacher embeddings).
 Gradients accumulate over ``grad_accum`` micro-batches and, under ``torchrun``, are averaged across
 processes by DDP. The frozen stage below the lowest LoRA layer is cached per text
 (:mod:`flipkd.training.hidden_cache`). With ``eval_every`` the dev ROC-AUC is measured every that many
@@ -46,7 +48,13 @@ from flipkd.training.data import Pair, distinct_texts, split_path
 from flipkd.training.distill_config import DistillConfig, LossConfig
 from flipkd.training.folds import fold_of
 from flipkd.training.hidden_cache import HiddenCache
-from flipkd.training.losses import cosent_loss, distillation_loss, embedding_loss, margin_contrastive_loss
+from flipkd.training.losses import (
+    cosent_loss,
+    distillation_loss,
+    embedding_loss,
+    listwise_loss,
+    margin_contrastive_loss,
+)
 from flipkd.training.lr_schedule import warmup_linear_decay
 from flipkd.training.metrics import classification_metrics
 from flipkd.training.pair_filter import FilterReport, choose_thresholds, dual_threshold_mask
@@ -89,12 +97,14 @@ class PairCosine(nn.Module):
         self.head = head if head is not None else nn.Identity()
 
     def forward(self, groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pair cosines (first half of the texts against the second), the head's projection and the
+        texts' representations z, in the order the texts were given."""
         rows = torch.cat([group_rows for group_rows, _, _ in groups])
         z = torch.cat([self.student.encode_hidden(hidden, mask) for _, hidden, mask in groups])
         z = z[torch.argsort(rows)]
         half = z.shape[0] // 2
-        return (z[:half] * z[half:]).sum(dim=-1), self.head(z)
+        return (z[:half] * z[half:]).sum(dim=-1), self.head(z), z
 
 
 @dataclass
@@ -231,9 +241,10 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = 
                           trainable=True)
     transfer = data.transfer if data.transfer is not None and config.transfer.weight else None
     head = None
+    pool_row = {text: i for i, text in enumerate(transfer.texts)} if transfer is not None else {}
     if transfer is not None and config.transfer.embedding_weight:
         head = nn.Linear(student.dim, transfer.embeddings.shape[1], bias=False, device=device)
-        pool_row = {text: i for i, text in enumerate(transfer.texts)}
+    listwise = config.transfer.listwise_weight if transfer is not None else 0.0
     scorer: nn.Module = PairCosine(student, head)
     if world > 1:
         scorer = DistributedDataParallel(scorer, find_unused_parameters=True)
@@ -287,7 +298,7 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = 
                     texts_a += [transfer.texts[i] for i in transfer.a[unlabelled]]
                     texts_b += [transfer.texts[i] for i in transfer.b[unlabelled]]
                 groups = cache.groups(texts_a + texts_b)
-                s, projected = scorer(groups)
+                s, projected, z = scorer(groups)
                 labelled = s[:len(batch)]
                 y = torch.tensor(data.labels[batch], device=s.device)
                 t = torch.tensor(data.teacher[batch], device=s.device, dtype=s.dtype)
@@ -295,10 +306,14 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = 
                 if len(unlabelled):
                     t_u = torch.tensor(transfer.teacher[unlabelled], device=s.device, dtype=s.dtype)
                     loss = loss + config.transfer.weight * torch.mean((s[len(batch):] - t_u) ** 2)
-                if head is not None:
+                if head is not None or listwise:
                     rows = [pool_row[text] for text in texts_a + texts_b]
                     e = torch.from_numpy(transfer.embeddings[rows]).to(projected.device, projected.dtype)
+                if head is not None:
                     loss = loss + config.transfer.embedding_weight * embedding_loss(projected, e)
+                if listwise:
+                    texts = torch.tensor(rows, device=z.device)
+                    loss = loss + listwise * listwise_loss(z, e, texts, config.transfer.listwise_temperature)
                 loss = loss / config.train.grad_accum
                 loss.backward()
                 step_loss += loss.item()

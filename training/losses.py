@@ -61,3 +61,19 @@ def embedding_loss(projected: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     """L_embed = mean_i ||p_i / ||p_i|| - e_i||^2 = mean_i 2 (1 - cos(p_i, e_i)) for unit targets e_i:
     the student's projected representation points where the teacher's embedding of the same text does."""
     return torch.mean(torch.sum((nn.functional.normalize(projected, dim=-1) - targets) ** 2, dim=-1))
+
+
+def listwise_loss(student: torch.Tensor, teacher: torch.Tensor, texts: torch.Tensor,
+                  temperature: float) -> torch.Tensor:
+    """L_list = mean_i KL(p_i || q_i), p_i = softmax_j(e_i . e_j / T), q_i = softmax_j(z_i . z_j / T), j over
+    the batch's texts other than i's (``texts``: one id per row; a row's own text and its repeats are
+    left out): each text orders its batch neighbours as the teacher does, most weight on the nearest.
+    ``student`` (n, d) and ``teacher`` (n, d') are unit rows."""
+    other = texts[:, None] != texts[None, :]
+
+    def ranking(rows: torch.Tensor) -> torch.Tensor:
+        logits = rows.float() @ rows.float().T / temperature
+        return torch.log_softmax(logits.masked_fill(~other, torch.finfo(torch.float32).min), dim=-1)
+
+    log_p, log_q = ranking(teacher), ranking(student)
+    return torch.mean(torch.sum(torch.where(other, log_p.exp() * (log_p - log_q), 0.0), dim=-1))

@@ -14,7 +14,9 @@ cosine). No dev or test text enters the pool. The pool's teacher embeddings are 
 (:func:`flipkd.training.losses.embedding_loss`). ``embedding_teachers`` (teacher folders; an adapter
 teacher resolves to its ONNX export) replaces that target with an ensemble's:
 e = [e_1; ...; e_k] / sqrt(k), the k teachers' unit embeddings concatenated, so e . e' = mean_k e_k . e'_k,
-the ensemble's averaged cosine (:func:`ensemble_embeddings`).
+the ensemble's averaged cosine (:func:`ensemble_embeddings`). With ``listwise_weight`` > 0 the same
+embeddings give each micro-batch text a teacher ranking of the batch's other texts, which the student's
+cosines are trained to reproduce (:func:`flipkd.training.losses.listwise_loss`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class TransferConfig:
     weight: float = 1.0
     embedding_weight: float = 0.0
     embedding_teachers: tuple[str, ...] = ()
+    listwise_weight: float = 0.0
+    listwise_temperature: float = 0.05
     batch_size: int = 32
     seed: int = 13
 
