@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -29,7 +28,7 @@ from flipkd.models.precision import compute_dtype
 from flipkd.models.provision import query_prefix, resolve_model
 from flipkd.training.data import Pair, load_pairs, split_path
 from flipkd.training.lr_schedule import warmup_linear_decay
-from flipkd.training.metrics import best_f1_threshold, classification_metrics
+from flipkd.training.metrics import ranking_quality
 
 
 class CrossEncoder:
@@ -100,10 +99,8 @@ def main() -> None:
                 step += 1
                 progress.update()
                 if step % args.eval_every == 0 or step == total:
-                    scores = encoder.score(dev)
-                    best = classification_metrics(scores, labels, best_f1_threshold(scores, labels))
-                    curve.append({"step": step, "dev_auc": float(roc_auc_score(labels, scores)),
-                                  "dev_best_f1": best["f1"]})
+                    quality = ranking_quality(encoder.score(dev), labels)
+                    curve.append({"step": step, "dev_auc": quality["auc"], "dev_best_f1": quality["best_f1"]})
                     progress.set_postfix(dev_auc=f"{curve[-1]['dev_auc']:.4f}")
                 if step == total:
                     break

@@ -18,14 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from flipkd.models.bundle import load_bundle
 from flipkd.models.lora_encoder import student_encoder
 from flipkd.models.onnx_teacher import OnnxTeacher
 from flipkd.models.teacher_cache import onnx_teacher_dir
 from flipkd.training.data import load_pairs
-from flipkd.training.metrics import best_f1_threshold, classification_metrics
+from flipkd.training.metrics import ranking_quality
 from flipkd.training.student_scores import student_scores
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -56,8 +55,7 @@ def main() -> None:
     rows = []
     for weight in WEIGHTS:
         fused = weight * student + (1 - weight) * teacher_scores
-        best = classification_metrics(fused, labels, best_f1_threshold(fused, labels))
-        rows.append({"student_weight": weight, "auc": roc_auc_score(labels, fused), "best_f1": best["f1"]})
+        rows.append({"student_weight": weight, **ranking_quality(fused, labels)})
         print(f"w={weight:.2f}  ROC-AUC {rows[-1]['auc']:.4f}  best F1 {rows[-1]['best_f1']:.4f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"bundle": str(args.bundle), "teacher": str(teacher_source),

@@ -16,18 +16,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from flipkd.models.bundle import load_bundle
 from flipkd.models.lora_encoder import student_encoder
 from flipkd.training.data import load_pairs
-from flipkd.training.metrics import best_f1_threshold, classification_metrics
+from flipkd.training.metrics import ranking_quality
 from flipkd.training.student_scores import student_scores
-
-
-def ranking(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    best = classification_metrics(scores, labels, best_f1_threshold(scores, labels))
-    return {"auc": float(roc_auc_score(labels, scores)), "best_f1": best["f1"]}
 
 
 def main() -> None:
@@ -39,9 +33,9 @@ def main() -> None:
     pairs = load_pairs(args.data)
     labels = np.array([p.label for p in pairs])
     scores = np.stack([student_scores(student_encoder(load_bundle(folder)), pairs) for folder in args.bundle])
-    rows = [{"bundle": str(folder), **ranking(folder_scores, labels)}
+    rows = [{"bundle": str(folder), **ranking_quality(folder_scores, labels)}
             for folder, folder_scores in zip(args.bundle, scores, strict=True)]
-    rows.append({"bundle": "mean cosine of all", **ranking(scores.mean(axis=0), labels)})
+    rows.append({"bundle": "mean cosine of all", **ranking_quality(scores.mean(axis=0), labels)})
     for row in rows:
         print(f"{row['bundle']}: ROC-AUC {row['auc']:.4f}  best F1 {row['best_f1']:.4f}")
     correlation = np.corrcoef(scores)

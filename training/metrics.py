@@ -75,3 +75,10 @@ def dev_test_report(dev_scores: np.ndarray, dev_labels: np.ndarray, test_scores:
     threshold = calibrated_threshold(dev_scores, dev_labels)
     return {"dev": classification_metrics(dev_scores, dev_labels, threshold),
             "test": classification_metrics(test_scores, test_labels, threshold)}
+
+
+def ranking_quality(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Threshold-free ROC-AUC and the best F1 over all thresholds (an upper bound: the cut is chosen on
+    the same pairs), for dev-only analyses."""
+    best = classification_metrics(scores, labels, best_f1_threshold(scores, labels))
+    return {"auc": float(roc_auc_score(labels, scores)), "best_f1": best["f1"]}
