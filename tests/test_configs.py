@@ -1,0 +1,35 @@
+"""Every shipped distillation config reads and validates, and names data that is in the repository."""
+
+from __future__ import annotations
+
+import pytest
+
+from flipkd.training.distill_config import load_config
+
+from .conftest import REPO
+
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def test_the_configs_folder_holds_the_documented_recipes():
+    names = {path.name for path in CONFIGS}
+    assert {"atec.yaml", "atec-full.yaml", "mqp-echo.yaml", "mqp-listwise.yaml", "smoke.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
+def test_config_validates_and_its_data_is_present(path):
+    config = load_config(path)
+    for split in ("train", "dev", "test"):
+        assert (REPO / config.data / f"{split}.jsonl").is_file(), f"{path.name}: no {split} split"
+
+
+def test_listwise_recipe_is_the_echo_recipe_plus_the_listwise_term():
+    echo = load_config(REPO / "configs" / "mqp-echo.yaml")
+    listwise = load_config(REPO / "configs" / "mqp-listwise.yaml")
+    assert listwise.transfer.listwise_weight == 0.3 and echo.transfer.listwise_weight == 0.0
+    assert listwise.encoder == echo.encoder and listwise.train == echo.train and listwise.loss == echo.loss
+
+
+def test_listwise_term_without_a_transfer_set_is_an_error():
+    with pytest.raises(ValueError, match="listwise_weight needs transfer.enabled"):
+        load_config(REPO / "configs" / "mqp-listwise.yaml", ["transfer.enabled=false"])
