@@ -37,6 +37,8 @@ def test_listwise_recipe_is_the_echo_recipe_plus_the_listwise_term():
     assert listwise.encoder == echo.encoder and listwise.train == echo.train and listwise.loss == echo.loss
 
 
-def test_listwise_term_without_a_transfer_set_is_an_error():
-    with pytest.raises(ValueError, match="listwise_weight needs transfer.enabled"):
-        load_config(REPO / "configs" / "mqp-listwise.yaml", ["transfer.enabled=false"])
+@pytest.mark.parametrize("term", ["listwise_weight", "embedding_weight"])
+def test_a_transfer_term_without_a_transfer_set_is_an_error(term):
+    with pytest.raises(ValueError, match=f"{term} needs transfer.enabled"):
+        load_config(REPO / "configs" / "mqp-echo.yaml",
+                    ["transfer.enabled=false", "transfer.embedding_weight=0", f"transfer.{term}=0.5"])

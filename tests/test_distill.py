@@ -182,6 +182,10 @@ def test_transfer_set_with_embedding_term_trains_resumes_and_ships_no_head(smoke
     assert targets.shape == (len(first.data.transfer.texts), 768)
     np.testing.assert_allclose(np.linalg.norm(targets, axis=1), 1.0, atol=1e-5)
     assert first.losses[0] > plain.losses[0] + 0.5  # L_embed starts near 2 (1 - cos) with a fresh head
+    no_pair_term = train_student(load_config(smoke_config, [*small, "transfer.weight=0", "train.epochs=0.5",
+                                                            "transfer.embedding_weight=1.0"]),
+                                 tmp_path / "no-pair-term", torch.float32)
+    assert no_pair_term.losses[0] > plain.losses[0] + 0.5  # the pair term off, the embedding term still on
     resumed = train_student(config, tmp_path / "embed", torch.float32)
     np.testing.assert_allclose(resumed.losses, first.losses, rtol=1e-4)
     assert not [name for name, _ in resumed.student.named_parameters() if "embedding_head" in name]

@@ -3,7 +3,8 @@
 Per optimizer step: micro-batches holding both classes (stratified), the student's cosines s, the
 teacher's t and labels y feed the configured loss (:mod:`flipkd.training.losses`); with a transfer set
 (:mod:`flipkd.training.transfer_set`) each micro-batch also holds ``transfer.batch_size`` teacher-scored
-unlabelled pairs and the loss gains ``transfer.weight * mean (s_u - t_u)^2`` over them, and with
+unlabelled pairs and the loss gains ``transfer.weight * mean (s_u - t_u)^2`` over them (each transfer
+term is gated by its own weight; with all three 0 the run trains on the labelled pairs alone), and with
 ``transfer.embedding_weight`` > 0 ``embedding_weight * L_embed(W z, e)`` over every text of the
 micro-batch (W a training-only linear head onto the teacher's embedding e of the same text, or onto the
 ``transfer.embedding_teachers`` ensemble's, discarded with the run: the bundle's encoder is unchanged),
@@ -239,7 +240,8 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = 
     dtype = dtype or compute_dtype("auto", device)
     student = LoraEncoder(resolve_model(config.base), config.encoder, dtype=dtype, device=device,
                           trainable=True)
-    transfer = data.transfer if data.transfer is not None and config.transfer.weight else None
+    terms = (config.transfer.weight, config.transfer.embedding_weight, config.transfer.listwise_weight)
+    transfer = data.transfer if data.transfer is not None and any(terms) else None
     head = None
     pool_row = {text: i for i, text in enumerate(transfer.texts)} if transfer is not None else {}
     if transfer is not None and config.transfer.embedding_weight:
@@ -303,7 +305,7 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = 
                 y = torch.tensor(data.labels[batch], device=s.device)
                 t = torch.tensor(data.teacher[batch], device=s.device, dtype=s.dtype)
                 loss = pair_loss(config.loss, labelled, y, t)
-                if len(unlabelled):
+                if len(unlabelled) and config.transfer.weight:
                     t_u = torch.tensor(transfer.teacher[unlabelled], device=s.device, dtype=s.dtype)
                     loss = loss + config.transfer.weight * torch.mean((s[len(batch):] - t_u) ** 2)
                 if head is not None or listwise:

@@ -36,7 +36,8 @@ from flipkd.training.data import Pair, distinct_texts
 
 @dataclass(frozen=True)
 class TransferConfig:
-    """How the transfer set is built and weighted (``weight`` 0 or ``enabled`` false: labelled pairs only)."""
+    """How the transfer set is built and weighted. ``weight`` (the pair term), ``embedding_weight`` and
+    ``listwise_weight`` each switch their own term; ``enabled`` false, or all three 0: labelled pairs only."""
 
     enabled: bool = False
     neighbours: int = 3
