@@ -9,8 +9,10 @@ Every row is scored on ``test.jsonl`` at its own dev-calibrated threshold (never
 F1 interval is a 1000-resample percentile bootstrap. A bundle row may name several seeds' bundles,
 comma-separated (``NAME=A,B,C``): its F1 is then ``mean ± sd`` over the seeds, its interval the
 median-F1 seed's, accuracy, ROC-AUC and train time are means, peak RSS the largest; each seed's own
-metrics are kept in ``rows.json``. Writes ``table.md``, ``rows.json``,
-``pr_curves.png`` and ``score_distributions.png`` (the first bundle vs the teacher, by label).
+metrics are kept in ``rows.json``. ``--argmax-cut`` calibrates the teacher's and every bundle's cut
+on dev by the plain best-F1 argmax instead (the rule of the tables made before the bagged one), so that
+rows can join them. Writes ``table.md``, ``rows.json``, ``pr_curves.png`` and ``score_distributions.png``
+(the first bundle vs the teacher, by label).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from flipkd.models.teacher_cache import onnx_teacher_dir  # noqa: E402
 from flipkd.models.teacher_config import is_adapter_teacher  # noqa: E402
 from flipkd.training.data import load_pairs, split_path  # noqa: E402
 from flipkd.training.metrics import (  # noqa: E402
+    best_f1_threshold,
     bootstrap_f1_interval,
     calibrated_threshold,
     classification_metrics,
@@ -75,9 +78,13 @@ def main() -> None:
     parser.add_argument("--bundle", action="append", default=[], metavar="NAME=FOLDER")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--recalibrate-teacher", action="store_true",
-                        help="calibrate the teacher's threshold on dev with the current rule (bagged "
-                             "best F1) instead of using the one it was exported with")
+    rule = parser.add_mutually_exclusive_group()
+    rule.add_argument("--recalibrate-teacher", action="store_true",
+                     help="calibrate the teacher's threshold on dev with the current rule (bagged "
+                          "best F1) instead of using the one it was exported with")
+    rule.add_argument("--argmax-cut", action="store_true",
+                     help="calibrate the teacher's and every bundle's threshold on dev by the plain "
+                          "best-F1 argmax (the rule before the bagged one; baselines keep theirs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     test = load_pairs(split_path(args.data, "test"))
@@ -92,11 +99,13 @@ def main() -> None:
         args.teacher.with_name(args.teacher.name.removesuffix("-onnx")) / "metrics.json"
     teacher_info = json.loads(teacher_metrics.read_text()) if teacher_metrics.is_file() else {}
     threshold = teacher.threshold
-    if args.recalibrate_teacher:
-        dev = load_pairs(split_path(args.data, "dev"))
+    dev = load_pairs(split_path(args.data, "dev"))
+    dev_labels = np.array([p.label for p in dev])
+    if args.recalibrate_teacher or args.argmax_cut:
         dev_scores = teacher.score_pairs([p.text_a for p in dev], [p.text_b for p in dev],
                                          progress="teacher dev")
-        threshold = calibrated_threshold(dev_scores, np.array([p.label for p in dev]))
+        rule = best_f1_threshold if args.argmax_cut else calibrated_threshold
+        threshold = rule(dev_scores, dev_labels)
     rows.append({"row": "teacher", "threshold": threshold,
                  "train_seconds": teacher_info.get("train_seconds"), "steps": teacher_info.get("steps")})
     for name, folders in named(args.baseline):
@@ -109,18 +118,23 @@ def main() -> None:
                      "train_seconds": record.get("train_seconds"), "steps": record.get("steps"),
                      "seed": record.get("seed"), "peak_rss_gib": record.get("peak_rss_gib")})
     bundle_scores: dict[Path, np.ndarray] = {}
+    bundle_cuts: dict[Path, float] = {}
     for name, folders in named(args.bundle):
         runs = []
         for folder in folders:
             bundle = load_bundle(folder)
             if folder not in bundle_scores:
-                bundle_scores[folder] = student_scores(student_encoder(bundle), test)
+                encoder = student_encoder(bundle)
+                bundle_scores[folder] = student_scores(encoder, test)
+                bundle_cuts[folder] = (best_f1_threshold(student_scores(encoder, dev), dev_labels)
+                                       if args.argmax_cut else bundle.threshold)
+            cut = bundle_cuts[folder]
             training = bundle.manifest["training"]
             runs.append(
-                {"row": name, "folder": str(folder), "threshold": bundle.threshold,
+                {"row": name, "folder": str(folder), "threshold": cut,
                  "train_seconds": training["train_seconds"], "steps": training["steps"],
                  "seed": bundle.manifest["seed"], "peak_rss_gib": training["peak_rss_gib"]}
-                | classification_metrics(bundle_scores[folder], labels, bundle.threshold))
+                | classification_metrics(bundle_scores[folder], labels, cut))
         rows.append(seed_row(runs))
         scores_of[name] = bundle_scores[Path(rows[-1]["folder"])]
     for row in rows:
