@@ -164,10 +164,11 @@ def load_config(path: Path, overrides: list[str] = ()) -> DistillConfig:
         raise ValueError(f"{path}: teacher_folds needs a teacher (it scores the transfer set and ships)")
     if config.transfer.enabled and config.teacher is None:
         raise ValueError(f"{path}: transfer.enabled needs a teacher to score the transfer pairs")
-    for term in ("embedding_weight", "listwise_weight"):
-        if getattr(config.transfer, term) and not config.transfer.enabled:
-            raise ValueError(f"{path}: transfer.{term} needs transfer.enabled (the term reads the transfer "
-                             "set's teacher embeddings of a step's labelled and transfer texts)")
+    # transfer.enabled=false over a config with an embedding term is the "no transfer set" ablation
+    # switch, so only the listwise term (never ablated that way) is checked here.
+    if config.transfer.listwise_weight and not config.transfer.enabled:
+        raise ValueError(f"{path}: transfer.listwise_weight needs transfer.enabled (it ranks the texts of "
+                         "a step's labelled and transfer batches)")
     return with_onnx_teachers(config)
 
 
