@@ -59,8 +59,8 @@ def test_argmax_cut_recalibrates_teacher_and_bundle_on_dev(student_bundle, expor
 
     data = tmp_path / "data"
     data.mkdir()
+    lines = (DATA / "medical_question_pairs" / "dev.jsonl").read_text().splitlines(True)
     for split, start in (("dev", 0), ("test", 48)):
-        lines = (DATA / "medical_question_pairs" / "dev.jsonl").read_text().splitlines(True)
         (data / f"{split}.jsonl").write_text("".join(lines[start:start + 48]))
     rows_of = {}
     for flag in ([], ["--argmax-cut"]):
