@@ -117,26 +117,25 @@ def main() -> None:
         rows.append({"row": name, "threshold": record["test"]["threshold"],
                      "train_seconds": record.get("train_seconds"), "steps": record.get("steps"),
                      "seed": record.get("seed"), "peak_rss_gib": record.get("peak_rss_gib")})
-    bundle_scores: dict[Path, np.ndarray] = {}
-    bundle_cuts: dict[Path, float] = {}
+    scored: dict[Path, tuple[np.ndarray, float]] = {}  # bundle folder -> (test scores, its cut)
     for name, folders in named(args.bundle):
         runs = []
         for folder in folders:
             bundle = load_bundle(folder)
-            if folder not in bundle_scores:
+            if folder not in scored:
                 encoder = student_encoder(bundle)
-                bundle_scores[folder] = student_scores(encoder, test)
-                bundle_cuts[folder] = (best_f1_threshold(student_scores(encoder, dev), dev_labels)
-                                       if args.argmax_cut else bundle.threshold)
-            cut = bundle_cuts[folder]
+                cut = (best_f1_threshold(student_scores(encoder, dev), dev_labels) if args.argmax_cut
+                       else bundle.threshold)
+                scored[folder] = (student_scores(encoder, test), cut)
+            scores, cut = scored[folder]
             training = bundle.manifest["training"]
             runs.append(
                 {"row": name, "folder": str(folder), "threshold": cut,
                  "train_seconds": training["train_seconds"], "steps": training["steps"],
                  "seed": bundle.manifest["seed"], "peak_rss_gib": training["peak_rss_gib"]}
-                | classification_metrics(bundle_scores[folder], labels, cut))
+                | classification_metrics(scores, labels, cut))
         rows.append(seed_row(runs))
-        scores_of[name] = bundle_scores[Path(rows[-1]["folder"])]
+        scores_of[name] = scored[Path(rows[-1]["folder"])][0]
     for row in rows:
         scores = scores_of[row["row"]]
         if "f1" not in row:
