@@ -22,13 +22,9 @@ fi
 [ -f "$teacher-r16/teacher.json" ] || $flipkd --threads 2 extract-teacher --teacher "$teacher" --rank 16 --out "$teacher-r16"
 pids=()
 for fold in 0 1; do
-  if [ ! -f "$teacher-fold$fold-onnx/export.json" ]; then
-    (taskset -c "$fold" $flipkd --threads 1 train-teacher --data data/atec --base multilingual-e5-small \
-       --out "$teacher-fold$fold" --no-zero-shot --folds 2 --fold $fold &&
-     taskset -c "$fold" $flipkd --threads 1 export-teacher --teacher "$teacher-fold$fold" \
-       --out "$teacher-fold$fold-onnx") &
-    pids+=($!)
-  fi
+  bash bench/fold_teacher.sh "$fold" "$fold" "$teacher-fold$fold" --data data/atec --base multilingual-e5-small \
+    --no-zero-shot --folds 2 &
+  pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 variants=()

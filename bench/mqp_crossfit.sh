@@ -10,12 +10,8 @@ core=${2:-1}
 folds=()
 for fold in 0 1; do
   teacher=runs/teacher-mqp-minilm-fold$fold
-  if [ ! -f "$teacher-onnx/export.json" ]; then
-    taskset -c "$core" .venv/bin/flipkd --threads 1 train-teacher --data data/medical_question_pairs \
-      --base all-MiniLM-L6-v2 --out "$teacher" --epochs 3 --lr 5e-5 --batch-size 32 --no-zero-shot --fp32 \
-      --folds 2 --fold $fold
-    taskset -c "$core" .venv/bin/flipkd --threads 1 export-teacher --teacher "$teacher" --out "$teacher-onnx"
-  fi
+  bash bench/fold_teacher.sh "$core" "$fold" "$teacher" --data data/medical_question_pairs --base all-MiniLM-L6-v2 \
+    --epochs 3 --lr 5e-5 --batch-size 32 --no-zero-shot --fp32 --folds 2
   folds+=("$teacher-onnx")
 done
 list=$(IFS=,; echo "${folds[*]}")
