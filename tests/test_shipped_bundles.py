@@ -13,6 +13,7 @@ import pytest
 from flipkd.models.bundle import DEFAULT_BUNDLE, SHIPPED_BUNDLES, load_bundle
 from flipkd.models.lora_encoder import student_encoder
 from flipkd.models.onnx_teacher import OnnxTeacher
+from flipkd.models.teacher_cache import teacher_digest
 from flipkd.training.data import load_pairs
 from flipkd.training.metrics import classification_metrics
 from flipkd.training.student_scores import student_scores
@@ -68,16 +69,10 @@ def test_every_shipped_bundle_carries_a_teacher_export_teachers_puts_into_the_ca
             json.loads((bundle.teacher_dir / "teacher.json").read_text())["threshold"]
 
 
-@pytest.mark.slow
-def test_a_bundle_carrying_another_build_of_its_teacher_says_so_and_the_figures_hold():
-    atec = load_bundle(SHIPPED_BUNDLES / "atec")
-    carried, learned_from = atec.manifest["carried_teacher"], atec.manifest["teacher"]
-    assert "adapter_sha256" not in learned_from  # the student learned from a fully fine-tuned ONNX teacher
-    assert carried["mode"] == "extracted" and carried["source_recipe"] == learned_from["recipe"]
-    assert carried["base"] == learned_from["base"] and carried["query_prefix"] == learned_from["query_prefix"]
-    dev = load_pairs(REPO / atec.manifest["config"]["data"] / "dev.jsonl")
-    teacher = OnnxTeacher(atec.find_teacher())
-    scores = teacher.score_pairs([p.text_a for p in dev], [p.text_b for p in dev])
-    measured = classification_metrics(scores, np.array([p.label for p in dev]), teacher.threshold)
-    assert measured["auc"] == pytest.approx(carried["dev"]["auc"], abs=0.002)
-    assert measured["f1"] == pytest.approx(carried["dev"]["f1"], abs=0.005)
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_bundle_carries_the_very_teacher_its_student_learned_from(name):
+    """The teacher the service runs is byte for byte the one the student was distilled from: the adapter in
+    ``teacher/`` hashes to what the manifest recorded at training time, and no other build is carried."""
+    bundle = load_bundle(SHIPPED_BUNDLES / name)
+    assert "carried_teacher" not in bundle.manifest
+    assert teacher_digest(bundle.teacher_dir) == bundle.manifest["teacher"]["adapter_sha256"]
