@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from flipkd.training.distill_config import load_config
@@ -45,3 +47,14 @@ def test_listwise_term_without_a_transfer_set_is_an_error():
 def test_the_no_transfer_set_ablation_loads_over_a_config_with_the_embedding_term():
     config = load_config(REPO / "configs" / "mqp-echo.yaml", ["transfer.enabled=false"])
     assert not config.transfer.enabled and config.transfer.embedding_weight == 1.0
+
+
+def test_the_shipped_atec_bundle_was_trained_by_its_documented_recipe():
+    """configs/atec-echo.yaml names the training the default bundle records in its manifest (the teacher
+    there is the model-cache export of the same adapter)."""
+    recorded = json.loads((REPO / "models" / "bundles" / "atec" / "flipkd.json").read_text())["config"]
+    recipe = json.loads(json.dumps(load_config(REPO / "configs" / "atec-echo.yaml").to_json()))
+    assert recorded["teacher_adapter"] == recipe["teacher"]
+    teachers = ("teacher", "teacher_adapter")
+    assert {key: value for key, value in recorded.items() if key not in teachers} == \
+        {key: value for key, value in recipe.items() if key not in teachers}
