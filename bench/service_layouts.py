@@ -1,6 +1,6 @@
 """How to spend the cores on the student: one batch on all threads, or several single-threaded batches.
 
-Usage: python bench/service_layouts.py --data data/atec/test.jsonl --teacher runs/teacher-atec-e5-onnx \
+Usage: python bench/service_layouts.py --data data/atec/test.jsonl \
            --layout 1x2 --layout 2x1 --repeats 3 --out bench/results/service_layouts_atec.json
 
 A layout ``WxT`` is ``student_workers=W`` batches at once on ``torch_threads=T`` threads each. The layouts
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from service_load import BENCH_SETTINGS, load_bench_parser, run_scenario
+from service_load import BENCH_SETTINGS, load_bench_parser, parse_load_bench_args, run_scenario
 
 from flipkd.service.server import free_port
 from flipkd.service.settings import Settings
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--layout", action="append", required=True, metavar="WORKERSxTHREADS")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
+    args = parse_load_bench_args(parser)
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
     runs = []
     for repeat in range(args.repeats):

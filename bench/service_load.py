@@ -1,14 +1,14 @@
 """Load benchmark of the service on loopback: throughput and latency by concurrency; batching on vs off;
 student vs teacher; the embedding cache on repeated texts; tokens/s against the CPU's bf16 matmul rate.
 
-Usage: python bench/service_load.py --data data/atec/test.jsonl --teacher runs/teacher-atec-e5-onnx \
-           --requests 600 --out bench/results/service_load_atec      [--bundle DIR: default bundle]
+Usage: python bench/service_load.py --data data/atec/test.jsonl --requests 600 \
+           --out bench/results/service_load_atec   [--bundle DIR: default bundle] [--teacher DIR]
 
 Each scenario starts a fresh ``flipkd serve`` process (real uvicorn, as deployed) and warms it up; a
 bounded closed-loop generator in this process keeps ``concurrency`` requests in flight until
 ``--requests`` pairs are answered (one pair per /match request). Scenarios (cache off unless said):
 - ``batched``: the dynamic batcher as configured; ``one_at_a_time``: ``max_batch_size=1``;
-- ``teacher``: every request served by the ONNX teacher (``ab_share=1``; only with ``--teacher``);
+- ``teacher``: every request served by the ONNX teacher (``ab_share=1``; left out when there is none);
 - ``repeated_cache_on`` / ``repeated_cache_off``: a workload drawing its pairs from 50 distinct pairs.
 Also measured in the same run: the bare student's batched forward throughput on the same texts, already
 tokenized (batch sizes 1..64; no HTTP, no queue, no tokenizing), and its tokens/s as a share of the bf16
@@ -215,12 +215,20 @@ def load_bench_parser(doc: str, requests: int) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     parser.add_argument("--teacher", type=Path, default=None,
-                        help="exported ONNX teacher folder; without one no teacher is loaded and the "
-                             "scenarios that need it are left out")
+                        help="teacher folder (ONNX or adapter); default: the one the bundle carries, as the "
+                             "service finds it (exported into the model cache on first use)")
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--requests", type=int, default=requests)
     parser.add_argument("--out", type=Path, required=True)
     return parser
+
+
+def parse_load_bench_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, then resolve ``--teacher`` to the ONNX teacher folder the service would run for the bundle
+    (``Bundle.find_teacher``: the explicit one, else the bundle's own); None when there is none."""
+    args = parser.parse_args()
+    args.teacher = load_bundle(args.bundle).find_teacher(args.teacher)
+    return args
 
 
 def main() -> None:
@@ -233,7 +241,7 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=Settings.model_fields["max_batch_size"].default)
     parser.add_argument("--rounds", type=int, default=15,
                         help="paired rounds (bare model, then service) at concurrency 32")
-    args = parser.parse_args()
+    args = parse_load_bench_args(parser)
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
     common = {"bundles": [str(args.bundle)], "teacher": args.teacher, **BENCH_SETTINGS,
               "torch_threads": args.threads, "student_workers": args.workers,
@@ -242,7 +250,8 @@ def main() -> None:
     torch.set_num_threads(args.threads * args.workers)  # the rate of every core the student uses
     rate = bf16_matmul_gflops()
     torch.set_num_threads(args.threads)
-    result: dict = {"bundle": str(args.bundle), "data": str(args.data), "requests": len(pairs),
+    result: dict = {"bundle": str(args.bundle), "teacher": args.teacher and str(args.teacher),
+                    "data": str(args.data), "requests": len(pairs),
                     "threads": args.threads, "workers": args.workers, "bf16_matmul_gflops": rate,
                     "bare_runtime": runtime_info()}
     texts = [text for pair in pairs for text in pair]

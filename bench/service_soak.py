@@ -1,8 +1,8 @@
 """Soak run: many requests against `flipkd serve` (a separate process, as deployed) and its resident
 memory from start to end.
 
-Usage: python bench/service_soak.py --teacher runs/teacher-atec-e5-onnx --data data/atec/train.jsonl \
-           --requests 20000 --out bench/results/service_soak_atec     [--bundle DIR: default bundle]
+Usage: python bench/service_soak.py --data data/atec/train.jsonl --requests 20000 \
+           --out bench/results/service_soak_atec     [--bundle DIR: default bundle] [--teacher DIR]
 
 The server runs with the default settings plus ``FLIPKD_SHADOW_SHARE`` (0.1, as ``make serve``) and the
 default embedding cache (10,000 texts), so the cache fills and then evicts. Pairs are taken in file
@@ -30,7 +30,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-from service_load import closed_loop, load_bench_parser  # noqa: E402
+from service_load import closed_loop, load_bench_parser, parse_load_bench_args  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from flipkd.service.server import free_port, server_process  # noqa: E402
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=Settings.model_fields["student_workers"].default,
                         help="student batches run at once")
     parser.add_argument("--sample-s", type=float, default=2.0)
-    args = parser.parse_args()
+    args = parse_load_bench_args(parser)
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)]
     pairs = [pairs[i % len(pairs)] for i in range(args.requests)]
     settings = Settings(bundles=[str(args.bundle)], teacher=args.teacher, port=free_port(), shadow_share=0.1,

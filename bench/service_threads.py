@@ -1,6 +1,6 @@
 """Where the server's CPU goes under load: CPU seconds of each of its threads during a closed-loop run.
 
-Usage: python bench/service_threads.py --data data/atec/test.jsonl --teacher runs/teacher-atec-e5-onnx \
+Usage: python bench/service_threads.py --data data/atec/test.jsonl \
            --requests 1200 --out bench/results/service_threads_atec.json      [--bundle DIR]
 
 A fresh ``flipkd serve`` process (default settings, cache off, as the load benchmark), warmed up, then
@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from service_load import BENCH_SETTINGS, closed_loop, load_bench_parser
+from service_load import BENCH_SETTINGS, closed_loop, load_bench_parser, parse_load_bench_args
 
 from flipkd.service.server import free_port, server_process
 from flipkd.service.settings import Settings
@@ -44,7 +44,7 @@ def thread_cpu_seconds(pid: int) -> dict[tuple[int, str], float]:
 def main() -> None:
     parser = load_bench_parser(__doc__, requests=1200)
     parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
+    args = parse_load_bench_args(parser)
     pairs = [(p.text_a, p.text_b) for p in load_pairs(args.data)][:args.requests]
     settings = Settings(bundles=[str(args.bundle)], teacher=args.teacher, port=free_port(), **BENCH_SETTINGS)
     with server_process(settings) as (base, process):
