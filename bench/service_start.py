@@ -1,10 +1,12 @@
 """Time from `flipkd serve` (a new process, models already provisioned) to /readyz answering 200.
 
-Usage: python bench/service_start.py --teacher runs/teacher-atec-e5-onnx --repeats 3 \
-           --out bench/results/service_start_atec.json      [--bundle DIR: default bundle]
+Usage: python bench/service_start.py --repeats 3 --out bench/results/service_start_atec.json \
+           [--bundle DIR: default bundle] [--teacher DIR: default the teacher the bundle carries]
 
 Ready means the student and the teacher are loaded and warmed up. Each repeat starts a fresh process
-and stops it with SIGTERM once ready (the stop is not timed).
+and stops it with SIGTERM once ready (the stop is not timed). The bundle's own teacher is exported to
+ONNX into the model cache before the first repeat if it is not there yet (untimed: the export happens
+once per machine) and found there by every repeat.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from flipkd.models.bundle import DEFAULT_BUNDLE
+from flipkd.models.bundle import DEFAULT_BUNDLE, load_bundle
 from flipkd.service.server import free_port, server_process
 from flipkd.service.settings import Settings
 
@@ -23,12 +25,16 @@ from flipkd.service.settings import Settings
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
-    parser.add_argument("--teacher", type=Path, required=True)
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="teacher folder (ONNX or adapter); default: the one the bundle carries")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=Settings.model_fields["torch_threads"].default)
     parser.add_argument("--workers", type=int, default=Settings.model_fields["student_workers"].default)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    args.teacher = load_bundle(args.bundle).find_teacher(args.teacher)
+    if args.teacher is None:
+        parser.error(f"{args.bundle}: the bundle carries no teacher; pass --teacher")
     seconds = []
     for _ in range(args.repeats):
         settings = Settings(bundles=[str(args.bundle)], teacher=args.teacher, port=free_port(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from flipkd.training.data import load_pairs
@@ -35,3 +37,19 @@ def test_config_reads_teacher_folds_and_rejects_a_single_one(tmp_path):
     one.write_text(text + "teacher_folds: [runs/fold0]\n")
     with pytest.raises(ValueError, match="one.yaml: teacher_folds"):
         load_config(one)
+
+
+def test_kfold_splits_hold_out_every_pool_pair_once_and_keep_questions_apart():
+    sys.path.insert(0, str(REPO / "bench"))
+    from kfold_split import kfold_splits
+
+    pool = load_pairs(DATA / "medical_question_pairs" / "train.jsonl")
+    splits = kfold_splits(pool, 3)
+    held_out = [p for fold in splits for p in fold["dev"] + fold["test"]]
+    assert sorted(map(repr, held_out)) == sorted(map(repr, pool))
+    for fold in splits:
+        assert len(fold["train"]) + len(fold["dev"]) + len(fold["test"]) == len(pool)
+        questions = {split: {p.text_a for p in pairs} for split, pairs in fold.items()}
+        assert not questions["train"] & (questions["dev"] | questions["test"])
+        assert not questions["dev"] & questions["test"]
+        assert 0.1 < len(fold["test"]) / len(pool) < 0.25
