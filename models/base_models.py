@@ -20,6 +20,8 @@ from tokenizers import Tokenizer
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from flipkd.models.build_lock import MODEL_BUILD_LOCK
+
 TOKENIZER_FILE = "tokenizer.json"
 
 
@@ -44,7 +46,8 @@ def backend_copy(base: str, tokenizer: PreTrainedTokenizerBase) -> Tokenizer:
 def load_causal_lm(base: str, dtype: torch.dtype | str, device: str = "cpu") -> PreTrainedModel:
     """A fresh model of ``base`` (a folder) in ``dtype`` ("auto": as stored) on ``device``: nothing
     shared."""
-    return AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(device)
+    with MODEL_BUILD_LOCK:
+        return AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(device)
 
 
 class BaseModels:

@@ -16,6 +16,7 @@ from peft import PeftModel
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+from flipkd.models.build_lock import MODEL_BUILD_LOCK
 from flipkd.models.pooling import masked_mean
 from flipkd.models.provision import base_identity, resolve_model
 from flipkd.models.similarity import pair_cosines
@@ -51,7 +52,8 @@ class TorchBiEncoder:
 
     def __init__(self, model_path: str, query_prefix: str = "", max_length: int = 128) -> None:
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model_path)
-        encoder = AutoModel.from_pretrained(model_path, dtype=torch.float32, add_pooling_layer=False)
+        with MODEL_BUILD_LOCK:
+            encoder = AutoModel.from_pretrained(model_path, dtype=torch.float32, add_pooling_layer=False)
         self.model = PooledEncoder(encoder)
         self.query_prefix = query_prefix
         self.max_length = max_length
@@ -102,6 +104,7 @@ def teacher_encoder(folder: Path, merged: bool = False) -> TorchBiEncoder:
     if not is_adapter_teacher(folder):
         return TorchBiEncoder(str(folder), config.query_prefix, config.max_length)
     encoder = TorchBiEncoder(pinned_base(config), config.query_prefix, config.max_length)
-    adapted = PeftModel.from_pretrained(encoder.model.encoder, str(folder))
+    with MODEL_BUILD_LOCK:
+        adapted = PeftModel.from_pretrained(encoder.model.encoder, str(folder))
     encoder.model.encoder = adapted.merge_and_unload() if merged else adapted
     return encoder

@@ -32,6 +32,7 @@ from transformers import AutoConfig
 from flipkd.models.adapter_files import save_plain_adapter
 from flipkd.models.attention_masks import run_layers
 from flipkd.models.base_models import BaseModels, backend_copy, causal_tokenizer, load_causal_lm
+from flipkd.models.build_lock import MODEL_BUILD_LOCK
 from flipkd.models.bundle import Bundle
 from flipkd.models.encoder_spec import EncoderSpec
 from flipkd.models.padding import STUDENT_CPU_OVERHEAD_TOKENS
@@ -80,7 +81,8 @@ class LoraEncoder(nn.Module, TextEncoder[torch.Tensor]):
                                 bias="none")
             self.peft = get_peft_model(causal_lm, config)
         else:
-            self.peft = PeftModel.from_pretrained(causal_lm, str(adapter), is_trainable=trainable)
+            with MODEL_BUILD_LOCK:
+                self.peft = PeftModel.from_pretrained(causal_lm, str(adapter), is_trainable=trainable)
         for name, parameter in self.peft.named_parameters():
             parameter.requires_grad_(trainable and "lora_" in name)
         self.body = self.peft.base_model.model.model

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from flipkd.models.bi_encoder import TorchBiEncoder, teacher_encoder
+from flipkd.models.build_lock import MODEL_BUILD_LOCK
 from flipkd.models.onnx_teacher import ONNX_FILE, OnnxTeacher
 from flipkd.models.teacher_config import TEACHER_CONFIG
 
@@ -68,7 +69,9 @@ def parity_gap(reference: TorchBiEncoder, exported: OnnxTeacher, texts_a: Sequen
 def export_checked(teacher_dir: Path, out_dir: Path) -> dict:
     """:func:`export_onnx`, then :func:`parity_gap` on :data:`PARITY_SAMPLE`; returns
     ``{"parity_pairs", "fp32_max_abs_cosine_gap"}``."""
-    export_onnx(teacher_dir, out_dir)
+    with MODEL_BUILD_LOCK:  # the trace reads the default dtype
+        export_onnx(teacher_dir, out_dir)
+        reference = teacher_encoder(Path(teacher_dir))
     texts_a, texts_b = zip(*PARITY_SAMPLE, strict=True)
-    gap = parity_gap(teacher_encoder(Path(teacher_dir)), OnnxTeacher(out_dir), texts_a, texts_b)
+    gap = parity_gap(reference, OnnxTeacher(out_dir), texts_a, texts_b)
     return {"parity_pairs": len(PARITY_SAMPLE), "fp32_max_abs_cosine_gap": gap}
