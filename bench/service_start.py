@@ -17,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from flipkd.models.bundle import DEFAULT_BUNDLE, load_bundle
+from service_load import parse_load_bench_args
+
+from flipkd.models.bundle import DEFAULT_BUNDLE
 from flipkd.service.server import free_port, server_process
 from flipkd.service.settings import Settings
 
@@ -31,8 +33,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=Settings.model_fields["torch_threads"].default)
     parser.add_argument("--workers", type=int, default=Settings.model_fields["student_workers"].default)
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    args.teacher = load_bundle(args.bundle).find_teacher(args.teacher)
+    args = parse_load_bench_args(parser)
     if args.teacher is None:
         parser.error(f"{args.bundle}: the bundle carries no teacher; pass --teacher")
     seconds = []
