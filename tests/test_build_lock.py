@@ -16,6 +16,7 @@ from flipkd.models.build_lock import MODEL_BUILD_LOCK
 @pytest.mark.slow
 def test_a_model_build_waits_for_the_build_lock_and_keeps_its_dtype(smollm_dir, minilm_dir):
     built: dict[str, object] = {}
+
     def student() -> None:
         built["student"] = load_causal_lm(str(smollm_dir), torch.bfloat16)
 

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
-from transformers import AutoModelForCausalLM
 
-from flipkd.models.base_models import causal_tokenizer
+from flipkd.models.base_models import causal_tokenizer, load_causal_lm
 from flipkd.models.bi_encoder import length_sorted_batches, pair_cosines
 from flipkd.models.lora_encoder import last_token
 from flipkd.models.pooling import masked_mean
@@ -38,7 +37,7 @@ class ZeroShotLLM:
 
     def __init__(self, base: str, max_length: int = 64, dtype: torch.dtype = torch.bfloat16) -> None:
         self.tokenizer = causal_tokenizer(base)
-        self.body = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).model.eval()
+        self.body = load_causal_lm(base, dtype).model.eval()
         self.max_length = max_length
 
     @torch.inference_mode()
@@ -62,7 +61,7 @@ class GenerativeMatcher:
     def __init__(self, base: str, rank: int = 16, max_length: int = 160, dtype: torch.dtype = torch.bfloat16
                  ) -> None:
         self.tokenizer = causal_tokenizer(base)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        model = load_causal_lm(base, dtype)
         config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], bias="none")
         self.model = get_peft_model(model, config)
         self.max_length = max_length
