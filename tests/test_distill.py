@@ -169,7 +169,8 @@ def test_transfer_set_with_embedding_term_trains_resumes_and_ships_no_head(smoke
                                                                            tmp_path):
     """The transfer set and the embedding term (onto an ensemble target) change the run's losses; the
     training-only head is part of the checkpoint (a resumed run ends where the uninterrupted one does)
-    and never reaches the adapter. The listwise term trains too, without the head."""
+    and never reaches the adapter. The listwise term trains too, without the head, and so does the
+    confidence term."""
     small = ["train.train_limit=64", "train.batch_size=16", "train.checkpoint_every=2",
              "transfer.enabled=true", "transfer.neighbours=1", "transfer.variants=1",
              "transfer.random_per_text=0.5", "transfer.batch_size=8"]
@@ -193,6 +194,10 @@ def test_transfer_set_with_embedding_term_trains_resumes_and_ships_no_head(smoke
     listwise = train_student(load_config(smoke_config, [*small, "transfer.listwise_weight=1.0"]),
                              tmp_path / "listwise", torch.float32)
     assert np.isfinite(listwise.losses).all() and listwise.losses[0] > plain.losses[0]  # KL > 0 added
+    confident = train_student(load_config(smoke_config, [*small, "transfer.confidence_weight=0.5"]),
+                              tmp_path / "confident", torch.float32)
+    assert confident.losses[0] == pytest.approx(plain.losses[0])  # its weight ramps up from 0
+    assert not np.allclose(confident.losses[1:], plain.losses[1:])
 
 
 @pytest.mark.slow

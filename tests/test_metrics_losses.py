@@ -10,6 +10,7 @@ from flipkd.training.losses import (
     embedding_loss,
     listwise_loss,
     margin_contrastive_loss,
+    weak_to_strong_targets,
 )
 from flipkd.training.metrics import (
     best_f1_threshold,
@@ -109,6 +110,18 @@ def test_listwise_loss_by_hand_for_two_neighbours():
     q = np.exp([0.0, 2.0]) / np.exp([0.0, 2.0]).sum()
     rows.append(float(np.sum(0.5 * np.log(0.5 / q))))
     assert listwise_loss(student, teacher, texts, temperature).item() == pytest.approx(np.mean(rows))
+
+
+def test_weak_to_strong_targets_lean_towards_the_students_hardened_decision():
+    teacher = torch.tensor([0.9, 0.7, 0.3, 0.2])  # two at or above the cut 0.5: k = 2
+    student = torch.tensor([0.8, 0.1, 0.6, 0.0], requires_grad=True)  # its top two: pairs 0 and 2
+    targets = weak_to_strong_targets(student, teacher, 0.5, low=0.25, high=0.85, alpha=0.5)
+    hardened = torch.tensor([0.85, 0.25, 0.85, 0.25])
+    torch.testing.assert_close(targets, 0.5 * teacher + 0.5 * hardened)
+    assert not targets.requires_grad  # the student's decision is a target, not a path for gradients
+    torch.testing.assert_close(weak_to_strong_targets(student, teacher, 0.5, 0.25, 0.85, 0.0), teacher)
+    none_above = weak_to_strong_targets(student, teacher, 0.95, 0.25, 0.85, 1.0)
+    torch.testing.assert_close(none_above, torch.full((4,), 0.25))
 
 
 def test_margin_contrastive_loss_by_hand():

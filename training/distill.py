@@ -3,7 +3,9 @@
 Per optimizer step: micro-batches holding both classes (stratified), the student's cosines s, the
 teacher's t and labels y feed the configured loss (:mod:`flipkd.training.losses`); with a transfer set
 (:mod:`flipkd.training.transfer_set`) each micro-batch also holds ``transfer.batch_size`` teacher-scored
-unlabelled pairs and the loss gains ``transfer.weight * mean (s_u - t_u)^2`` over them (each transfer
+unlabelled pairs and the loss gains ``transfer.weight * mean (s_u - t_u)^2`` over them (with
+``transfer.confidence_weight`` > 0, t_u leans towards the student's own hardened decision:
+:func:`~flipkd.training.losses.weak_to_strong_targets`; each transfer
 term is gated by its own weight; with all three 0 the run trains on the labelled pairs alone), and with
 ``transfer.embedding_weight`` > 0 ``embedding_weight * L_embed(W z, e)`` over every text of the
 micro-batch (W a training-only linear head onto the teacher's embedding e of the same text, or onto the
@@ -44,6 +46,7 @@ from flipkd.models.lora_encoder import LoraEncoder
 from flipkd.models.onnx_teacher import OnnxTeacher
 from flipkd.models.precision import compute_dtype
 from flipkd.models.provision import resolve_model
+from flipkd.models.teacher_config import TeacherConfig
 from flipkd.training.checkpoint import load_checkpoint, save_checkpoint
 from flipkd.training.data import Pair, distinct_texts, split_path
 from flipkd.training.distill_config import DistillConfig, LossConfig
@@ -55,6 +58,7 @@ from flipkd.training.losses import (
     embedding_loss,
     listwise_loss,
     margin_contrastive_loss,
+    weak_to_strong_targets,
 )
 from flipkd.training.lr_schedule import warmup_linear_decay
 from flipkd.training.metrics import classification_metrics
@@ -181,6 +185,20 @@ def fit_auc(student: LoraEncoder, cache: HiddenCache, pairs: list[Pair]) -> floa
     return classification_metrics(cached_cosines(student, cache, pairs), labels, 0.0)["auc"]
 
 
+def confidence_levels(config: DistillConfig, transfer: TransferSet | None
+                      ) -> tuple[float, float, float] | None:
+    """(teacher threshold, mean t_u below it, mean t_u at or above it) over the transfer set: the cut and
+    the two hardened targets of the confidence term; None when the term is off."""
+    if transfer is None or not (config.transfer.confidence_weight and config.transfer.weight):
+        return None
+    threshold = TeacherConfig.load(config.teacher).threshold
+    above = transfer.teacher >= threshold
+    if above.all() or not above.any():
+        raise ValueError(f"transfer.confidence_weight: every transfer pair falls on one side of the "
+                         f"teacher's threshold {threshold:.3f}")
+    return threshold, float(transfer.teacher[~above].mean()), float(transfer.teacher[above].mean())
+
+
 @dataclass
 class RunResult:
     student: LoraEncoder
@@ -247,6 +265,7 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = 
     if transfer is not None and config.transfer.embedding_weight:
         head = nn.Linear(student.dim, transfer.embeddings.shape[1], bias=False, device=device)
     listwise = config.transfer.listwise_weight if transfer is not None else 0.0
+    confidence = confidence_levels(config, transfer)
     scorer: nn.Module = PairCosine(student, head)
     if world > 1:
         scorer = DistributedDataParallel(scorer, find_unused_parameters=True)
@@ -307,6 +326,10 @@ def train_student(config: DistillConfig, out: Path, dtype: torch.dtype | None = 
                 loss = pair_loss(config.loss, labelled, y, t)
                 if len(unlabelled) and config.transfer.weight:
                     t_u = torch.tensor(transfer.teacher[unlabelled], device=s.device, dtype=s.dtype)
+                    if confidence is not None:
+                        alpha = config.transfer.confidence_weight * min(
+                            1.0, step / max(1.0, config.transfer.confidence_ramp * total))
+                        t_u = weak_to_strong_targets(s[len(batch):], t_u, *confidence, alpha)
                     loss = loss + config.transfer.weight * torch.mean((s[len(batch):] - t_u) ** 2)
                 if head is not None or listwise:
                     rows = [pool_row[text] for text in texts_a + texts_b]

@@ -77,3 +77,17 @@ def listwise_loss(student: torch.Tensor, teacher: torch.Tensor, texts: torch.Ten
 
     log_p, log_q = ranking(teacher), ranking(student)
     return torch.mean(torch.sum(torch.where(other, log_p.exp() * (log_p - log_q), 0.0), dim=-1))
+
+
+def weak_to_strong_targets(student: torch.Tensor, teacher: torch.Tensor, threshold: float, low: float,
+                           high: float, alpha: float) -> torch.Tensor:
+    """Targets of the unlabelled pair term with a confidence term (Burns et al., 2023, in regression
+    form): ``(1 - alpha) t_u + alpha h_u``, h_u = ``high`` where s_u is among the k largest student
+    cosines of the batch, else ``low``; k = #{u: t_u >= threshold}, so the student's hardened labels keep
+    the teacher's class balance. Where the student confidently disagrees with the teacher, the target
+    moves towards the student's side; no gradient flows through h."""
+    positives = int((teacher >= threshold).sum())
+    hardened = torch.full_like(teacher, low)
+    if positives:
+        hardened[torch.topk(student.detach(), positives).indices] = high
+    return (1 - alpha) * teacher + alpha * hardened

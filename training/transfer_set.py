@@ -37,7 +37,10 @@ from flipkd.training.data import Pair, distinct_texts
 @dataclass(frozen=True)
 class TransferConfig:
     """How the transfer set is built and weighted. ``weight`` (the pair term), ``embedding_weight`` and
-    ``listwise_weight`` each switch their own term; ``enabled`` false, or all three 0: labelled pairs only."""
+    ``listwise_weight`` each switch their own term; ``enabled`` false, or all three 0: labelled pairs only.
+    ``confidence_weight`` > 0 lets the pair term's targets lean towards the student's own hardened
+    decision (:func:`flipkd.training.losses.weak_to_strong_targets`), its weight ramped linearly from 0
+    over the first ``confidence_ramp`` of the steps."""
 
     enabled: bool = False
     neighbours: int = 3
@@ -52,6 +55,8 @@ class TransferConfig:
     embedding_teachers: tuple[str, ...] = ()
     listwise_weight: float = 0.0
     listwise_temperature: float = 0.05
+    confidence_weight: float = 0.0
+    confidence_ramp: float = 0.2
     batch_size: int = 32
     seed: int = 13
 
