@@ -37,7 +37,7 @@ def test_scores_are_the_mean_logit_of_both_orders_and_leave_the_model_training(m
     pairs = [Pair(row["text_a"], row["text_b"], row["label"]) for row in paired_rows()[:4]]
     swapped = [Pair(p.text_b, p.text_a, p.label) for p in pairs]
     scores = encoder.score(pairs, batch_size=3)
-    assert scores.shape == (4,)
+    assert scores.shape == (4,) and np.array_equal(scores, encoder.score(swapped, batch_size=3))
     # another batch size may round differently (float32 kernels), so equal up to rounding
     np.testing.assert_allclose(scores, encoder.score(swapped, batch_size=2), atol=1e-6)
     one_order = encoder.logits([(p.text_a, p.text_b) for p in pairs]).detach().numpy()
